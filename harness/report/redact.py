@@ -1,0 +1,177 @@
+"""The last line of defence: no secret value reaches a file of the run folder.
+
+``harness.config.redact`` cleans captured configurations; this module cleans everything written to
+the run folder, whatever its origin (attachments, logs, pages), in two ways:
+
+* **by value**: every known secret (consumer keys, admin tokens, plan credentials) is replaced by
+  ``<redacted>`` wherever it occurs, also in the forms it takes inside JSON strings, HTML, and URLs;
+* **by key**: in dicts, the value under a sensitive key (``key``, ``password``, ``secret``,
+  ``token``, ``apikey``, ``client_secret``, ``kong-admin-token``, ...) is replaced whatever it is.
+
+PEM private-key blocks are always replaced. ``scrub_run_dir`` rewrites the text files of a run
+folder; ``find_secrets`` is the check a test (or the end of a run) makes over every file.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+MARK = "<redacted>"
+MARK_MARKUP = html.escape(MARK)  # inside HTML/XML, where a bare "<redacted>" would be read as a tag
+
+#: dict keys whose values are always redacted, compared lower-case with "-" and "_" removed
+SENSITIVE_KEYS = frozenset(
+    {"key", "password", "secret", "token", "apikey", "clientsecret", "kongadmintoken", "authorization",
+     "adminpassword", "certkey", "clustercertkey", "privatekey"}
+)
+MARKUP_SUFFIXES = frozenset({".html", ".htm", ".xml", ".svg", ".xhtml"})
+
+_PEM_KEY = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL
+)
+
+
+def is_sensitive_key(name: object) -> bool:
+    return isinstance(name, str) and name.lower().replace("-", "").replace("_", "") in SENSITIVE_KEYS
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways one secret value can be spelled in a file: raw, JSON-escaped, HTML-escaped, URL-encoded."""
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+    }
+    return {f for f in forms if f}
+
+
+class Redactor:
+    """Replaces known secret values (and values under sensitive keys) with ``<redacted>``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = sorted({s for s in secrets if isinstance(s, str) and s.strip()}, key=len, reverse=True)
+        self.secrets: tuple[str, ...] = tuple(values)
+        forms = sorted({f for s in values for f in _forms(s)}, key=len, reverse=True)
+        self._forms = tuple(forms)
+        self._text = re.compile("|".join(re.escape(f) for f in forms)) if forms else None
+        self._bytes = (
+            re.compile(b"|".join(re.escape(f.encode()) for f in forms)) if forms else None
+        )
+
+    def with_secrets(self, more: Iterable[str]) -> Redactor:
+        return Redactor((*self.secrets, *more))
+
+    def text(self, text: str, *, markup: bool = False) -> str:
+        """``text`` with every secret (any spelling) and every PEM private key replaced."""
+        mark = MARK_MARKUP if markup else MARK
+        if self._text is not None:
+            text = self._text.sub(mark, text)
+        # also matches a block inside a JSON string, where the newlines are written as \n
+        return _PEM_KEY.sub(mark, text)
+
+    def bytes(self, data: bytes, *, markup: bool = False) -> bytes:
+        try:
+            return self.text(data.decode("utf-8"), markup=markup).encode("utf-8")
+        except UnicodeDecodeError:
+            if self._bytes is None:
+                return data
+            return self._bytes.sub((MARK_MARKUP if markup else MARK).encode(), data)
+
+    def obj(self, value: Any) -> Any:
+        """A copy of a JSON-like value: sensitive keys' values and secret values replaced."""
+        if isinstance(value, dict):
+            return {
+                k: (MARK if is_sensitive_key(k) and v not in (None, "", [], {}) else self.obj(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.obj(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bytes):
+            return self.bytes(value)
+        return value
+
+    def json(self, value: Any, **dumps: Any) -> str:
+        """``value`` redacted, then dumped; the text is checked again (a secret inside a key)."""
+        return self.text(json.dumps(self.obj(value), **{"indent": 2, "default": str, **dumps}))
+
+    def contains(self, data: str | bytes) -> list[str]:
+        """The secrets found in ``data`` (any spelling); empty when clean."""
+        found = []
+        for secret in self.secrets:
+            forms = _forms(secret)
+            if isinstance(data, bytes):
+                if any(f.encode() in data for f in forms):
+                    found.append(secret)
+            elif any(f in data for f in forms):
+                found.append(secret)
+        return found
+
+
+@dataclass(frozen=True)
+class SecretHit:
+    """A secret found in a file: where, and which one (masked, so the hit itself can be printed)."""
+
+    path: Path
+    line: int
+    masked: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: secret {self.masked}"
+
+
+def mask(secret: str) -> str:
+    return f"{secret[:2]}... ({len(secret)} chars)"
+
+
+def _files(run_dir: Path) -> Iterator[Path]:
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            yield path
+
+
+def scrub_run_dir(run_dir: str | Path, secrets: Iterable[str]) -> list[Path]:
+    """Rewrite every text file of ``run_dir`` that holds a secret; return the files changed.
+
+    Binary files are left alone (``find_secrets`` still reports them). HTML/XML files get the
+    escaped mark ``&lt;redacted&gt;`` so they stay well-formed.
+    """
+    redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
+    fixed: list[Path] = []
+    for path in _files(Path(run_dir)):
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        clean = redactor.text(text, markup=path.suffix.lower() in MARKUP_SUFFIXES)
+        if clean != text:
+            path.write_text(clean, encoding="utf-8")
+            fixed.append(path)
+    return fixed
+
+
+def find_secrets(run_dir: str | Path, secrets: Iterable[str]) -> list[SecretHit]:
+    """Every occurrence (file, line) of a secret value, in any spelling, in any file of ``run_dir``."""
+    redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
+    hits: list[SecretHit] = []
+    for path in _files(Path(run_dir)):
+        data = path.read_bytes()
+        for secret in redactor.contains(data):
+            forms = [f.encode() for f in _forms(secret)]
+            for number, line in enumerate(data.splitlines(), start=1):
+                if any(f in line for f in forms):
+                    hits.append(SecretHit(path, number, mask(secret)))
+    return hits
