@@ -55,6 +55,8 @@ class NodeRequest:
     faults: Mapping[str, str] = field(default_factory=dict)  # emulator faults, KONG_EMULATOR_FAULT_*
     env: Mapping[str, str] = field(default_factory=dict)     # extra KONG_* settings
     echo_port: int | None = None                 # emulator: start the echo upstream beside it
+    spec: str | None = None                      # the node spec (harness.nodes.spec); existing nodes,
+                                                 # a local kong, or a docker image; else derived
 
 
 @runtime_checkable
