@@ -1,0 +1,745 @@
+"""Capture, normalise, diff and redact Kong configurations.
+
+One normalised form for every source: a nested declarative file (``services[].routes`` ...), the flat
+``GET /config`` export of a DB-less node, and the entity listing of a CP or database-mode node. In it:
+
+- entities are keyed by natural keys (service name; route name or a fingerprint of what it matches;
+  consumer username or custom_id; plugin ``name@scope``; credential ``sha256:<prefix of the key's
+  hash>``), never by id;
+- ids, timestamps and workspace ids are dropped, foreign keys become natural keys;
+- set-like lists are sorted, nulls and declared defaults (including fields later Kong versions added,
+  such as key-auth ``realm``) are dropped, so a minimal file and a full export compare equal;
+- secrets are redacted (``<redacted:sha256-8>``): a normalised config can be rendered or written.
+
+Normalisation is data (:data:`VOLATILE_FIELDS`, :data:`DEFAULT_RULES`, :data:`SET_FIELDS`), not branches.
+The diff compares entities with ``==`` and runs deepdiff only on those that differ (TOOLING.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from deepdiff import DeepDiff
+
+from harness.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------------------
+# Declared normalisation data
+
+#: fields dropped from every entity: they differ between nodes holding the same config
+VOLATILE_FIELDS: frozenset[str] = frozenset({"id", "created_at", "updated_at", "ws_id"})
+
+#: entity kinds in dependency order (parents first); other kinds are kept generically
+KINDS: tuple[str, ...] = (
+    "services", "routes", "consumers", "keyauth_credentials", "plugins",
+    "upstreams", "targets", "certificates", "snis", "ca_certificates",
+)
+
+#: foreign-key field -> kind it refers to
+FOREIGN_KEYS: Mapping[str, str] = {
+    "service": "services", "route": "routes", "consumer": "consumers",
+    "upstream": "upstreams", "certificate": "certificates", "client_certificate": "certificates",
+}
+
+#: nested child list name -> (child kind, foreign field pointing back at the parent)
+NESTED_CHILDREN: Mapping[str, tuple[str, str]] = {
+    "routes": ("routes", ""), "plugins": ("plugins", ""), "keyauth_credentials": ("keyauth_credentials", ""),
+    "targets": ("targets", ""), "snis": ("snis", ""),
+}
+
+_PARENT_FIELD: Mapping[str, str] = {
+    "services": "service", "routes": "route", "consumers": "consumer",
+    "upstreams": "upstream", "certificates": "certificate",
+}
+
+
+@dataclass(frozen=True)
+class DefaultRule:
+    """A field whose value, when equal to ``default``, is dropped (the same as not set)."""
+
+    kind: str
+    path: str                   # dotted path inside the entity, e.g. "config.realm"
+    default: Any
+    plugin: str | None = None   # plugins only: the plugin name it applies to
+    since: str | None = None    # Kong version that added the field, when that is why it is listed
+    why: str = "schema default"
+
+
+_SERVICE_DEFAULTS = {
+    "protocol": "http", "port": 80, "retries": 5, "connect_timeout": 60000, "write_timeout": 60000,
+    "read_timeout": 60000, "enabled": True, "tls_verify": None, "tls_verify_depth": None,
+}
+_ROUTE_DEFAULTS = {
+    "protocols": ["http", "https"], "https_redirect_status_code": 426, "strip_path": True,
+    "preserve_host": False, "request_buffering": True, "response_buffering": True,
+    "regex_priority": 0, "path_handling": "v0",
+}
+_KEY_AUTH_DEFAULTS = {
+    "config.key_names": ["apikey"], "config.hide_credentials": False, "config.key_in_header": True,
+    "config.key_in_query": True, "config.key_in_body": False, "config.run_on_preflight": True,
+}
+
+#: declared defaults; ``None`` defaults need no rule (nulls are always dropped) unless a version added them
+DEFAULT_RULES: tuple[DefaultRule, ...] = (
+    *(DefaultRule("services", k, v) for k, v in _SERVICE_DEFAULTS.items()),
+    *(DefaultRule("routes", k, v) for k, v in _ROUTE_DEFAULTS.items()),
+    DefaultRule("plugins", "enabled", True),
+    DefaultRule("plugins", "protocols", ["grpc", "grpcs", "http", "https"]),
+    *(DefaultRule("plugins", k, v, plugin="key-auth") for k, v in _KEY_AUTH_DEFAULTS.items()),
+    DefaultRule("plugins", "config.realm", None, plugin="key-auth", since="3.7.0",
+                why="key-auth gained realm (null) in 3.7"),
+    DefaultRule("plugins", "instance_name", None, since="3.2.0", why="plugins gained instance_name in 3.2"),
+    DefaultRule("upstreams", "slots", 10000),
+    DefaultRule("upstreams", "algorithm", "round-robin"),
+    DefaultRule("upstreams", "hash_on", "none"),
+    DefaultRule("upstreams", "hash_fallback", "none"),
+    DefaultRule("upstreams", "hash_on_cookie_path", "/"),
+    DefaultRule("upstreams", "use_srv_name", False),
+    DefaultRule("targets", "weight", 100),
+)
+
+#: lists whose order means nothing (sorted during normalisation)
+SET_FIELDS: Mapping[str, frozenset[str]] = {
+    "services": frozenset({"tags", "ca_certificates"}),
+    "routes": frozenset({"protocols", "methods", "hosts", "paths", "snis", "tags"}),
+    "consumers": frozenset({"tags"}),
+    "plugins": frozenset({"protocols", "tags"}),
+    "keyauth_credentials": frozenset({"tags"}),
+    "upstreams": frozenset({"tags"}),
+    "targets": frozenset({"tags"}),
+    "certificates": frozenset({"tags", "snis"}),
+    "snis": frozenset({"tags"}),
+    "ca_certificates": frozenset({"tags"}),
+}
+
+#: route fields that identify what an unnamed route matches (its fingerprint)
+ROUTE_MATCH_FIELDS: tuple[str, ...] = (
+    "service", "protocols", "methods", "hosts", "paths", "headers", "snis", "sources", "destinations",
+    "expression",
+)
+
+#: dict keys whose string values are secrets (exact, lower-case)
+SECRET_KEYS: frozenset[str] = frozenset({
+    "key", "key_alt", "password", "secret", "token", "client_secret", "api_key", "apikey",
+    "private_key", "access_token", "refresh_token", "provision_key", "admin_token",
+    "kong_admin_token", "authorization",
+})
+#: substrings that make a dict key secret-bearing
+SECRET_KEY_PARTS: tuple[str, ...] = ("password", "secret", "token", "private_key", "api_key")
+
+# ---------------------------------------------------------------------------------------------------
+# Redaction
+
+
+def fingerprint(value: str) -> str:
+    """First 8 hex characters of the value's sha256: identifies a secret without revealing it."""
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+def redacted(value: str) -> str:
+    return f"<redacted:{fingerprint(value)}>"
+
+
+def _is_secret_key(name: str) -> bool:
+    lower = name.lower()
+    return lower in SECRET_KEYS or any(part in lower for part in SECRET_KEY_PARTS)
+
+
+def redact(obj: Any) -> Any:
+    """A copy of ``obj`` with every secret string value replaced by ``<redacted:sha256-8>``.
+
+    Secret values are the string values (or lists of strings) under keys such as key, password,
+    secret, token, client_secret; numbers and booleans stay (``token_expiration: 7200`` is not secret).
+    """
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            if _is_secret_key(str(k)):
+                if isinstance(v, str) and not v.startswith("<redacted:"):
+                    out[k] = redacted(v)
+                    continue
+                if isinstance(v, list) and all(isinstance(i, str) for i in v):
+                    out[k] = [i if i.startswith("<redacted:") else redacted(i) for i in v]
+                    continue
+            out[k] = redact(v)
+        return out
+    if isinstance(obj, list | tuple):
+        return [redact(i) for i in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------------
+# Templates
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def render_declarative(template_text: str, upstream_url: str | None) -> str:
+    """Substitute ``${UPSTREAM_URL}`` in a declarative config template.
+
+    Raises :class:`ConfigError` for any other placeholder, or when the template needs an upstream and
+    none (or not an http(s) URL) was given.
+    """
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template_text)} - {"UPSTREAM_URL"})
+    if unknown:
+        raise ConfigError(
+            f"config template uses unknown placeholder(s) {', '.join('${' + u + '}' for u in unknown)}; "
+            "only ${UPSTREAM_URL} is filled in",
+            hint="replace them with literal values in the config file",
+        )
+    if "${UPSTREAM_URL}" in template_text:
+        if not upstream_url or not re.match(r"^https?://[^/\s]+", upstream_url):
+            raise ConfigError(
+                f"config template needs ${{UPSTREAM_URL}} but the upstream URL is {upstream_url!r}; "
+                "expected http://host:port",
+                hint="set config.upstream: echo in the plan so the harness runs the echo upstream",
+            )
+        template_text = template_text.replace("${UPSTREAM_URL}", upstream_url.rstrip("/"))
+    return template_text
+
+
+# ---------------------------------------------------------------------------------------------------
+# Normal form
+
+
+@dataclass(frozen=True)
+class NormalConfig:
+    """A configuration in normal form: ``entities[kind][natural key] -> normalised entity``."""
+
+    entities: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    format_version: str | None = None
+    source: str = "declarative"
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.entities.values())
+
+    def kinds(self) -> list[str]:
+        return [k for k in self.entities if self.entities[k]]
+
+    def keys(self, kind: str) -> list[str]:
+        return sorted(self.entities.get(kind, {}))
+
+    def get(self, kind: str, key: str) -> Mapping[str, Any] | None:
+        return self.entities.get(kind, {}).get(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "source": self.source,
+            "entities": {k: {n: copy.deepcopy(dict(e)) for n, e in sorted(v.items())}
+                         for k, v in self.entities.items() if v},
+        }
+
+
+@dataclass
+class _Raw:
+    kind: str
+    body: dict[str, Any]
+    refs: dict[str, Any]          # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
+    key: str | None = None        # natural key, filled in by _Normaliser
+
+
+class _Normaliser:
+    def __init__(self, declarative: Mapping[str, Any]) -> None:
+        self.raws: dict[str, list[_Raw]] = {}
+        self.by_ref: dict[str, dict[str, _Raw]] = {}
+        for kind, items in declarative.items():
+            if str(kind).startswith("_") or not isinstance(items, list):
+                continue
+            for item in items:
+                self._collect(str(kind), item, None)
+        for kind, raws in self.raws.items():
+            index = self.by_ref.setdefault(kind, {})
+            for raw in raws:
+                for ref_field in ("id", "name", "username", "custom_id"):
+                    value = raw.body.get(ref_field)
+                    if isinstance(value, str) and value:
+                        index.setdefault(value, raw)
+
+    def _collect(self, kind: str, item: object, parent: _Raw | None) -> None:
+        if not isinstance(item, Mapping):
+            raise ConfigError(
+                f"{kind} entry is {type(item).__name__} {item!r:.80}; expected a mapping of fields",
+                hint="check the indentation of the declarative file",
+            )
+        body: dict[str, Any] = {}
+        children: list[tuple[str, list[Any]]] = []
+        refs: dict[str, Any] = {}
+        for k, v in item.items():
+            if (k in NESTED_CHILDREN and isinstance(v, list) and kind != k
+                    and all(isinstance(i, Mapping) for i in v)):
+                children.append((k, v))
+            elif kind == "consumers" and isinstance(v, list) and v and all(isinstance(i, Mapping) for i in v):
+                children.append((k, v))           # acls, basicauth_credentials, ... under a consumer
+            elif k in FOREIGN_KEYS and kind != FOREIGN_KEYS[k]:
+                if v is not None:
+                    refs[k] = v
+            else:
+                body[k] = copy.deepcopy(v)
+        if kind == "certificates" and isinstance(body.get("snis"), list):
+            names = [s for s in body["snis"] if isinstance(s, str)]
+            body["snis"] = names or body["snis"]
+        raw = _Raw(kind, body, refs)
+        if parent is not None:
+            refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
+        self.raws.setdefault(kind, []).append(raw)
+        for child_kind, items in children:
+            for child in items:
+                self._collect(child_kind, child, raw)
+
+    def resolve(self, owner: _Raw, field_name: str, ref: Any) -> _Raw:
+        if isinstance(ref, _Raw):
+            return ref
+        kind = FOREIGN_KEYS.get(field_name, field_name + "s")
+        token = ref
+        if isinstance(ref, Mapping):
+            token = ref.get("id") or ref.get("name") or ref.get("username") or ref.get("custom_id")
+        found = self.by_ref.get(kind, {}).get(str(token)) if token is not None else None
+        if found is None:
+            raise ConfigError(
+                f"{owner.kind} entity {_describe(owner)} refers to {field_name} {token!r}, "
+                f"which is not among the config's {kind}",
+                hint="the config is incomplete or its foreign keys are broken; re-export it from the node",
+            )
+        return found
+
+    def natural_key(self, raw: _Raw, seen: frozenset[int] = frozenset()) -> str:
+        if raw.key is not None:
+            return raw.key
+        if id(raw) in seen:
+            raise ConfigError(f"circular reference at {raw.kind} {_describe(raw)}")
+        seen = seen | {id(raw)}
+        refs = {f: self.natural_key(self.resolve(raw, f, r), seen) for f, r in raw.refs.items()}
+        b = raw.body
+        key: str
+        if raw.kind == "plugins":
+            scope = "+".join(f"{f}:{refs[f]}" for f in ("service", "route", "consumer") if f in refs)
+            key = f"{b.get('name')}@{scope or 'global'}"
+        elif raw.kind in ("keyauth_credentials", "basicauth_credentials", "hmacauth_credentials",
+                          "jwt_secrets", "oauth2_credentials"):
+            secret = b.get("key") or b.get("username") or b.get("client_id")
+            key = (f"sha256:{fingerprint(str(secret))}" if raw.kind == "keyauth_credentials" and secret
+                   else str(secret) if secret else _fingerprint_of(b, refs))
+            if raw.kind != "keyauth_credentials" and "consumer" in refs:
+                key = f"{refs['consumer']}/{key}"
+        elif raw.kind == "consumers":
+            key = str(b["username"]) if b.get("username") else (
+                f"custom_id={b['custom_id']}" if b.get("custom_id") else _fingerprint_of(b, refs))
+        elif raw.kind == "targets":
+            key = f"{refs.get('upstream', '?')}/{b.get('target')}"
+        elif raw.kind == "acls":
+            key = f"{refs.get('consumer', '?')}/{b.get('group')}"
+        elif raw.kind in ("certificates", "ca_certificates"):
+            cert = b.get("cert")
+            key = f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(b, refs)
+        elif raw.kind == "routes" and not b.get("name"):
+            match = {f: b.get(f) for f in ROUTE_MATCH_FIELDS if b.get(f) not in (None, [], {})}
+            match.update({f: refs[f] for f in ("service",) if f in refs})
+            for f in ("protocols", "methods", "hosts", "paths", "snis"):
+                value = match.get(f)
+                if isinstance(value, list):
+                    match[f] = sorted(value, key=_sort_key)
+            key = "~" + hashlib.sha256(_canonical(match).encode()).hexdigest()[:12]
+        elif b.get("name"):
+            key = str(b["name"])
+        else:
+            key = _fingerprint_of(b, refs)
+        raw.key = key
+        return key
+
+    def entity(self, raw: _Raw) -> dict[str, Any]:
+        body = {k: v for k, v in raw.body.items() if k not in VOLATILE_FIELDS}
+        if raw.kind == "services" and isinstance(body.get("url"), str):
+            body = {**_expand_url(body.pop("url")), **body}
+        if raw.kind == "keyauth_credentials" and body.get("key") is not None:
+            body["key"] = redacted(str(body["key"]))
+        for f, ref in raw.refs.items():
+            body[f] = self.natural_key(self.resolve(raw, f, ref))
+        body = _drop_nulls(body)
+        for rule in DEFAULT_RULES:
+            if rule.kind == raw.kind and (rule.plugin is None or rule.plugin == body.get("name")):
+                _drop_if_default(body, rule.path.split("."), rule.default)
+        for f in SET_FIELDS.get(raw.kind, ()):
+            if isinstance(body.get(f), list):
+                body[f] = sorted(body[f], key=_sort_key)
+        if raw.kind == "routes" and isinstance(body.get("headers"), Mapping):
+            body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
+                               for k, v in sorted(body["headers"].items())}
+        return redact({k: v for k, v in body.items() if v not in ([], {})})
+
+    def normal(self) -> dict[str, dict[str, dict[str, Any]]]:
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        ordered = [k for k in KINDS if k in self.raws] + sorted(k for k in self.raws if k not in KINDS)
+        for kind in ordered:
+            bucket = out.setdefault(kind, {})
+            for raw in self.raws[kind]:
+                key = self.natural_key(raw)
+                entity = self.entity(raw)
+                if key in bucket and bucket[key] != entity:
+                    raise ConfigError(
+                        f"two different {kind} entities share the natural key {key!r}",
+                        hint="give the entities distinct names; the harness compares them by name",
+                    )
+                bucket[key] = entity
+        return out
+
+
+def _describe(raw: _Raw) -> str:
+    for f in ("name", "username", "id"):
+        if raw.body.get(f):
+            return f"{raw.body[f]!r}"
+    return "(unnamed)"
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _fingerprint_of(body: Mapping[str, Any], refs: Mapping[str, str]) -> str:
+    stable = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
+    return "~" + hashlib.sha256(_canonical({**stable, **refs}).encode()).hexdigest()[:12]
+
+
+def _sort_key(value: Any) -> str:
+    return value if isinstance(value, str) else _canonical(value)
+
+
+def _expand_url(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        raise ConfigError(f"service url {url!r} is not a URL; expected scheme://host[:port][/path]")
+    port = parts.port or (443 if parts.scheme in ("https", "grpcs", "tls") else 80)
+    out: dict[str, Any] = {"protocol": parts.scheme, "host": parts.hostname, "port": port}
+    if parts.path:
+        out["path"] = parts.path
+    return out
+
+
+def _drop_nulls(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _drop_nulls(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_drop_nulls(i) for i in obj]
+    return obj
+
+
+def _drop_if_default(body: dict[str, Any], path: list[str], default: Any) -> None:
+    node: Any = body
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if not isinstance(node, dict) or path[-1] not in node:
+        return
+    value = node[path[-1]]
+    if value == default or (isinstance(value, list) and isinstance(default, list)
+                            and sorted(value, key=_sort_key) == sorted(default, key=_sort_key)):
+        del node[path[-1]]
+
+
+def normalise(declarative: Mapping[str, Any], *, source: str = "declarative") -> NormalConfig:
+    """Normalise a declarative config: nested (a decK-style file) or flat (``GET /config``, entity lists).
+
+    Accepts YAML/JSON text already parsed into a dict. ``GET /config``'s wrapper ``{"config": "<yaml>"}``
+    is unwrapped.
+    """
+    if not isinstance(declarative, Mapping):
+        raise ConfigError(f"a declarative config must be a mapping, got {type(declarative).__name__}")
+    if set(declarative) == {"config"} and isinstance(declarative["config"], str):
+        declarative = parse_declarative(declarative["config"])
+    fmt = declarative.get("_format_version")
+    normaliser = _Normaliser(declarative)
+    return NormalConfig(normaliser.normal(), None if fmt is None else str(fmt), source)
+
+
+def parse_declarative(text: str) -> dict[str, Any]:
+    """Parse YAML or JSON text of a declarative config into a dict, with a clear error."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"declarative config is not valid YAML/JSON: {exc}",
+                          hint="check the file with `kong config parse` or a YAML linter") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"declarative config must be a mapping with _format_version, got {type(data).__name__}: "
+            f"{str(data)[:200]!r}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------
+# Capture
+
+
+class _Reader(Protocol):
+    def root(self) -> Any: ...
+    def config(self) -> dict[str, Any]: ...
+    def list(self, entity: str) -> list[dict[str, Any]]: ...
+
+
+#: declarative kind -> Admin API entity name for listing
+CAPTURE_KINDS: Mapping[str, str] = {
+    "services": "services", "routes": "routes", "consumers": "consumers", "plugins": "plugins",
+    "keyauth_credentials": "key-auths", "upstreams": "upstreams", "targets": "targets",
+    "certificates": "certificates", "snis": "snis", "ca_certificates": "ca_certificates",
+}
+
+
+def capture_declarative(client: _Reader) -> dict[str, Any]:
+    """The node's whole config as a flat declarative dict (with ids, so it can be loaded elsewhere).
+
+    DB-less nodes: ``GET /config``. CP / database mode: every entity kind listed page by page, foreign
+    keys written as id strings, ``_format_version`` "3.0" (2.x: "2.1").
+    """
+    info = client.root()
+    if getattr(info, "database", None) == "off":
+        return client.config()
+    major = int(str(getattr(info, "version", "3")).split(".")[0] or 3)
+    out: dict[str, Any] = {"_format_version": "3.0" if major >= 3 else "2.1", "_transform": False}
+    for kind, entity in CAPTURE_KINDS.items():
+        items = []
+        for item in client.list(entity):
+            item = dict(item)
+            for f in FOREIGN_KEYS:
+                if isinstance(item.get(f), Mapping) and "id" in item[f]:
+                    item[f] = item[f]["id"]
+            items.append(item)
+        if items:
+            out[kind] = items
+    return out
+
+
+def capture(client: _Reader) -> NormalConfig:
+    """Capture a node's config in normal form (DB-less: ``GET /config``; otherwise entity listing)."""
+    raw = capture_declarative(client)
+    info = client.root()
+    source = "GET /config" if getattr(info, "database", None) == "off" else "entity listing"
+    return normalise(raw, source=source)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Diff
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    """An expected X -> Y difference: a path glob (``*`` and ``?`` wildcards) and why it is expected.
+
+    A rule also covers everything below its path: ``plugins['key-auth@global']`` allows changes to
+    ``plugins['key-auth@global'].config.realm``.
+    """
+
+    path: str
+    reason: str
+
+    def matches(self, path: str) -> bool:
+        return _glob_regex(self.path).fullmatch(path) is not None
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    body = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.compile(body + r"(?:[.\[].*)?")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between X and Y."""
+
+    group: str                 # "added" | "removed" | "changed"
+    path: str                  # services['orders'].retries
+    before: Any = None
+    after: Any = None
+    reason: str | None = None  # set when an allow-list rule matched
+
+    def line(self) -> str:
+        if self.group == "added":
+            return f"+ {self.path}: {_show(self.after)}"
+        if self.group == "removed":
+            return f"- {self.path}: {_show(self.before)}"
+        return f"~ {self.path}: {_show(self.before)} → {_show(self.after)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"group": self.group, "path": self.path, "before": self.before, "after": self.after}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT: Any = _Absent()
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """Parity result X vs Y, grouped; ``allowed`` holds differences an allow-list rule explained."""
+
+    added: tuple[Change, ...] = ()
+    removed: tuple[Change, ...] = ()
+    changed: tuple[Change, ...] = ()
+    allowed: tuple[Change, ...] = ()
+    compared: int = 0                     # entities compared
+
+    @property
+    def clean(self) -> bool:
+        """True when every difference is allowed."""
+        return not (self.added or self.removed or self.changed)
+
+    def __bool__(self) -> bool:
+        return not self.clean
+
+    def summary(self) -> str:
+        return (f"{self.compared} entities compared: {len(self.added)} added, {len(self.removed)} removed, "
+                f"{len(self.changed)} changed, {len(self.allowed)} allowed")
+
+    def to_dict(self) -> dict[str, Any]:
+        def conv(changes: tuple[Change, ...]) -> list[dict[str, Any]]:
+            return [json.loads(json.dumps(redact(c.to_dict()), default=_json_default)) for c in changes]
+        return {"summary": self.summary(), "clean": self.clean, "compared": self.compared,
+                "added": conv(self.added), "removed": conv(self.removed),
+                "changed": conv(self.changed), "allowed": conv(self.allowed)}
+
+    def render_text(self, *, limit: int = 200) -> str:
+        lines = [self.summary()]
+        for title, changes in (("added on Y", self.added), ("removed on Y", self.removed),
+                               ("changed", self.changed), ("allowed (expected)", self.allowed)):
+            if not changes:
+                continue
+            lines.append(f"{title}:")
+            for change in changes[:limit]:
+                shown = redact(change.to_dict())
+                line = Change(change.group, change.path, shown.get("before"), shown.get("after")).line()
+                if change.reason:
+                    line += f"   [{change.reason}]"
+                lines.append("  " + line)
+            if len(changes) > limit:
+                lines.append(f"  ... and {len(changes) - limit} more")
+        return "\n".join(lines)
+
+    def render_html(self) -> str:
+        rows = []
+        for title, changes in (("added", self.added), ("removed", self.removed),
+                               ("changed", self.changed), ("allowed", self.allowed)):
+            for change in changes:
+                shown = redact(change.to_dict())
+                rows.append(
+                    f"<tr class='{title}'><td>{title}</td><td><code>{html.escape(change.path)}</code></td>"
+                    f"<td>{html.escape(_show(shown.get('before')))}</td>"
+                    f"<td>{html.escape(_show(shown.get('after')))}</td>"
+                    f"<td>{html.escape(change.reason or '')}</td></tr>"
+                )
+        body = "\n".join(rows) or "<tr><td colspan='5'>no differences</td></tr>"
+        return (
+            "<div class='config-diff'>"
+            f"<p>{html.escape(self.summary())}</p>"
+            "<table><thead><tr><th>group</th><th>path</th><th>X</th><th>Y</th><th>reason</th></tr></thead>"
+            f"<tbody>\n{body}\n</tbody></table></div>"
+        )
+
+
+def _json_default(value: Any) -> Any:
+    return None if value is _ABSENT else str(value)
+
+
+def _entity_path(kind: str, key: str) -> str:
+    return f"{kind}[{key!r}]"
+
+
+def _readable(base: str, parts: Iterable[Any]) -> str:
+    out = base
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}"
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def _entity_changes(base: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    changes: list[Change] = []
+    tree = DeepDiff(before, after, view="tree", verbose_level=2)
+    for report, levels in tree.items():
+        for level in levels:
+            path = _readable(base, level.path(output_format="list"))
+            if report in ("dictionary_item_added", "iterable_item_added", "attribute_added"):
+                changes.append(Change("changed", path, _ABSENT, level.t2))
+            elif report in ("dictionary_item_removed", "iterable_item_removed", "attribute_removed"):
+                changes.append(Change("changed", path, level.t1, _ABSENT))
+            else:
+                changes.append(Change("changed", path, level.t1, level.t2))
+    return sorted(changes, key=lambda c: c.path)
+
+
+def diff(
+    x: NormalConfig,
+    y: NormalConfig,
+    allow: Iterable[AllowRule | Mapping[str, str] | tuple[str, str]] = (),
+) -> ConfigDiff:
+    """Compare X with Y entity by entity (``==`` first, deepdiff only on entities that differ)."""
+    rules = [_as_rule(a) for a in allow]
+    added: list[Change] = []
+    removed: list[Change] = []
+    changed: list[Change] = []
+    compared = 0
+    for kind in sorted(set(x.entities) | set(y.entities)):
+        xs, ys = x.entities.get(kind, {}), y.entities.get(kind, {})
+        for key in sorted(set(xs) | set(ys)):
+            compared += 1
+            path = _entity_path(kind, key)
+            if key not in ys:
+                removed.append(Change("removed", path, xs[key], _ABSENT))
+            elif key not in xs:
+                added.append(Change("added", path, _ABSENT, ys[key]))
+            elif xs[key] != ys[key]:
+                changed.extend(_entity_changes(path, xs[key], ys[key]))
+    allowed: list[Change] = []
+
+    def keep(changes: list[Change]) -> tuple[Change, ...]:
+        kept = []
+        for change in changes:
+            rule = next((r for r in rules if r.matches(change.path)), None)
+            if rule is None:
+                kept.append(change)
+            else:
+                allowed.append(Change(change.group, change.path, change.before, change.after, rule.reason))
+        return tuple(kept)
+
+    kept_added, kept_removed, kept_changed = keep(added), keep(removed), keep(changed)
+    return ConfigDiff(kept_added, kept_removed, kept_changed, tuple(allowed), compared)
+
+
+def _as_rule(item: AllowRule | Mapping[str, str] | tuple[str, str]) -> AllowRule:
+    if isinstance(item, AllowRule):
+        return item
+    if isinstance(item, Mapping):
+        path, reason = item.get("path"), item.get("reason")
+    elif isinstance(item, tuple):
+        path, reason = item
+    else:  # any object with .path and .reason (e.g. the plan's parity entries)
+        path, reason = getattr(item, "path", None), getattr(item, "reason", None)
+    if not path or not reason:
+        raise ConfigError(f"allow-list entry {item!r} needs a path and a reason",
+                          hint="write {path: \"plugins['key-auth@global'].config.realm\", reason: \"...\"}")
+    return AllowRule(str(path), str(reason))
