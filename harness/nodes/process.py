@@ -208,6 +208,7 @@ class ProcessProvider:
         except BaseException:
             self.stop(node)
             raise
+        _write_pid_file(folder / PID_FILE, proc.pid, argv, request)
         return node
 
     def _argv(self, spec: NodeSpec) -> list[str]:
@@ -350,7 +351,8 @@ def _cmdline(pid: int) -> list[str] | None:
 def _write_pid_file(path: Path, pid: int, argv: list[str], request: NodeRequest) -> None:
     record = {
         "pid": pid,
-        "argv": argv,
+        # what /proc shows once exec'd (Popen returns after the exec): a #! script shows its interpreter
+        "argv": _cmdline(pid) or argv,  # rewritten once ready: an exec chain (env, wrappers) changes it
         "start_time": _start_time(pid),
         "run_id": request.run_id,
         "node": request.name,
