@@ -7,6 +7,7 @@ its version and role with one ``GET /`` on the Admin API (for a DP, which has no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -23,8 +24,15 @@ class ExistingProvider:
 
     name = "existing"
 
-    def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.timeout = timeout
+        self._headers = dict(headers or {})  # e.g. {"Kong-Admin-Token": ...} read from the environment
         self._transport = transport  # tests inject httpx.MockTransport here
 
     def start(self, request: NodeRequest) -> Node:
@@ -90,7 +98,9 @@ class ExistingProvider:
     def _read(self, name: str, base: str, path: str) -> dict[str, Any]:
         url = base + path
         try:
-            with httpx.Client(timeout=self.timeout, transport=self._transport, trust_env=False) as client:
+            with httpx.Client(
+                timeout=self.timeout, headers=self._headers, transport=self._transport, trust_env=False
+            ) as client:
                 response = client.get(url)
         except httpx.HTTPError as exc:
             raise NodeUnreachable(

@@ -15,7 +15,9 @@ from cryptography.x509.oid import NameOID
 from harness.certs import make_cluster_cert
 
 
-@pytest.mark.parametrize(("key_type", "key_class"), [("ec", ec.EllipticCurvePrivateKey), ("rsa", rsa.RSAPrivateKey)])
+@pytest.mark.parametrize(
+    ("key_type", "key_class"), [("ec", ec.EllipticCurvePrivateKey), ("rsa", rsa.RSAPrivateKey)]
+)
 def test_cluster_cert_is_self_signed_kong_clustering_and_private(
     tmp_path: Path, key_type: str, key_class: type
 ) -> None:

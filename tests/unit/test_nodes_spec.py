@@ -11,17 +11,20 @@ from harness.errors import PlanError
 from harness.nodes import PROVIDERS, NodeProvider, get_provider, provider_for_spec
 from harness.nodes.spec import parse_spec, ready_check, version_at_least
 
+EMU = "kuh/kong-emulator:dev"
+REGISTRY_IMAGE = "registry:5000/kong/kong-gateway:3.8"
+
 
 @pytest.mark.parametrize(
     ("text", "provider", "kind", "version", "image"),
     [
         ("emulator://3.8.1", "process", "emulator", "3.8.1", None),
         ("emulator://2.8.5", "process", "emulator", "2.8.5", None),
-        ("docker://kuh/kong-emulator:dev?version=3.8.1", "docker", "emulator", "3.8.1", "kuh/kong-emulator:dev"),
+        ("docker://kuh/kong-emulator:dev?version=3.8.1", "docker", "emulator", "3.8.1", EMU),
         ("docker://kong:3.9", "docker", "kong", "3.9", "kong:3.9"),
         ("docker://kong:3.4.2-ubuntu", "docker", "kong", "3.4.2", "kong:3.4.2-ubuntu"),
         ("docker://kong/kong-gateway:3.9.1.0", "docker", "kong", "3.9.1.0", "kong/kong-gateway:3.9.1.0"),
-        ("docker://registry:5000/kong/kong-gateway:3.8", "docker", "kong", "3.8", "registry:5000/kong/kong-gateway:3.8"),
+        ("docker://registry:5000/kong/kong-gateway:3.8", "docker", "kong", "3.8", REGISTRY_IMAGE),
         ("docker://kong:3.9?version=3.9.1", "docker", "kong", "3.9.1", "kong:3.9"),
     ],
 )
@@ -104,7 +107,8 @@ def test_ready_rule_by_role_and_version() -> None:
     old = ready_check("dp", "3.2.1", expect_config=True)
     assert (old.listener, old.path) == ("status", "/status")
     assert ready_check("dbless", "2.8.5", expect_config=False).path == "/status"
-    assert ready_check("dbless", None, expect_config=False).path == "/status"  # unknown: the endpoint all have
+    # version unknown: the endpoint every version has
+    assert ready_check("dbless", None, expect_config=False).path == "/status"
 
 
 def test_ready_judgement_accepts_empty_config_only_when_no_config_is_expected() -> None:
@@ -129,7 +133,8 @@ def test_every_registered_provider_follows_the_protocol(name: str) -> None:
 
 
 def test_unknown_provider_names_the_valid_ones() -> None:
-    with pytest.raises(PlanError, match=r"'kubernetes' is unknown; valid providers are: docker, existing, process"):
+    valid = "'kubernetes' is unknown; valid providers are: docker, existing, process"
+    with pytest.raises(PlanError, match=valid):
         get_provider("kubernetes")
 
 
