@@ -101,7 +101,7 @@ def sweep(
     from harness.nodes.process import default_run_dir, sweep_pid_files
 
     folder = Path(run_dir) if run_dir is not None else default_run_dir(run_id)
-    processes = tuple(sweep_pid_files(folder))
+    processes = tuple(sweep_pid_files(folder, run_id))
     containers: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
     docker_error: str | None = None

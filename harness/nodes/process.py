@@ -273,7 +273,7 @@ class ProcessProvider:
                     last = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() >= deadline:
                     raise NodeStartError(
-                        f"node {node} was not ready after {self.ready_timeout:.0f}s: expected "
+                        f"node {node} was not ready after {self.ready_timeout:g}s: expected "
                         f"{check.describe()} at {url}, last seen {last}; last lines of {log}:\n"
                         + _indent(_tail(log, 30)),
                         hint="read the node log above; raise ready_timeout if the machine is just slow",
@@ -371,8 +371,12 @@ def is_ours(record: dict[str, object]) -> bool:
     return started is None or _start_time(pid) == started
 
 
-def sweep_pid_files(run_dir: Path, timeout: float = 5.0) -> list[str]:
-    """Stop the processes named by ``<run_dir>/*/node.pid`` that are still ours; return what was stopped."""
+def sweep_pid_files(run_dir: Path, run_id: str, timeout: float = 5.0) -> list[str]:
+    """Stop the processes of run ``run_id`` named by ``<run_dir>/*/node.pid`` that are still ours.
+
+    Returns what was stopped. Pid files of other runs are left as they are; this run's stale ones
+    (process gone, or the pid now someone else's) are removed.
+    """
     stopped: list[str] = []
     if not run_dir.is_dir():
         return stopped
@@ -381,7 +385,9 @@ def sweep_pid_files(run_dir: Path, timeout: float = 5.0) -> list[str]:
             record = json.loads(pid_file.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and is_ours(record):
+        if not isinstance(record, dict) or record.get("run_id") != run_id:
+            continue
+        if is_ours(record):
             pid = int(record["pid"])
             _signal_group(pid, signal.SIGTERM)
             if not _gone(pid, timeout):
