@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
+from xml.sax.saxutils import escape as escape_xml
 
 MARK = "<redacted>"
 MARK_MARKUP = html.escape(MARK)  # inside HTML/XML, where a bare "<redacted>" would be read as a tag
@@ -43,9 +44,14 @@ def is_sensitive_key(name: object) -> bool:
 
 
 def _forms(secret: str) -> set[str]:
-    """The ways one secret value can be spelled in a file: raw, JSON-escaped, HTML-escaped, URL-encoded."""
+    """The ways one secret value can be spelled in a file: raw, JSON/HTML/XML-escaped, CSV/YAML-quoted,
+    URL-encoded."""
     forms = {
         secret,
+        secret.replace('"', '""'),  # CSV field
+        secret.replace("'", "''"),  # YAML single-quoted scalar
+        escape_xml(secret, {'"': "&quot;", "'": "&apos;"}),
+        html.escape(secret).replace("&#x27;", "&#39;"),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         html.escape(secret),

@@ -1,0 +1,149 @@
+"""Allure: categories sort our messages, environment.properties, and redacted attachments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import allure_commons
+import pytest
+from allure_commons.types import AttachmentType
+from allure_commons.utils import format_exception
+
+from harness.errors import NodeUnreachable, PlanError, WaitTimeout
+from harness.report import allure as report
+from harness.report.model import NodeInfo
+from harness.report.redact import MARK
+from harness.report.sample import sample_summary
+
+KEY = "consumer-key-7f3a9"
+TOKEN = "admin-token-2b8c"
+
+
+def _message(exc: BaseException) -> str:
+    """The statusDetails.message allure-pytest writes for an exception."""
+    return format_exception(type(exc), exc)
+
+
+def test_categories_file(tmp_path: Path) -> None:
+    path = report.write_categories(tmp_path)
+    data = json.loads(path.read_text())
+    assert [c["name"] for c in data] == [
+        "Gate failed", "Config drift", "Behaviour difference", "Infrastructure problem"]
+    for category in data:
+        assert category["matchedStatuses"]
+        assert "(?s)" not in category["messageRegex"]  # JavaScript has no inline flags
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "category"),
+    [
+        (AssertionError(report.gate_failed("step 3 (Y 50%): Y error rate 6.1% > 1%") + "\nassert False"),
+         "failed", "Gate failed"),
+        (pytest.fail.Exception(report.config_drift("X config hash changed: abc -> def")), "failed",
+         "Config drift"),
+        (AssertionError(report.behaviour_difference("GET /orders: X 200, Y 404")), "failed",
+         "Behaviour difference"),
+        (NodeUnreachable("x-dp-1: no answer on 127.0.0.1:8001 in 5 s"), "broken", "Infrastructure problem"),
+        (WaitTimeout("Y never became ready"), "broken", "Infrastructure problem"),
+        (ConnectionRefusedError(111, "Connection refused"), "broken", "Infrastructure problem"),
+        (RuntimeError(report.infrastructure_problem("docker engine gone")), "broken",
+         "Infrastructure problem"),
+        (AssertionError("assert 1 == 2"), "failed", None),
+        (PlanError("steps[2] is 'x'"), "broken", None),
+        (AssertionError("note: the gate failed: later in the text"), "failed", None),
+    ],
+)
+def test_categories_sort_real_messages(exc: BaseException, status: str, category: str | None) -> None:
+    assert report.category_of(_message(exc), status) == category
+
+
+def test_environment_properties(tmp_path: Path) -> None:
+    path = report.write_environment_for(tmp_path, sample_summary())
+    lines = path.read_text().splitlines()
+    assert lines[:5] == [
+        "X.version=3.4.2", "Y.version=3.8.1", "mode=hybrid", "splitter=haproxy",
+        "plan=default (plans/default.yaml)"]
+    assert "node.y-dp-1=Y dp 3.8.1 emulator://3.8.1" in lines
+    assert "git.commit=690edb3" in lines
+
+
+def test_environment_escapes_properties_syntax(tmp_path: Path) -> None:
+    node = NodeInfo("x 1=a:b", "http://127.0.0.1:8001", "x", "dbless", "3.4.2")
+    path = report.write_environment(tmp_path, plan="p\\q\nr", mode=" hybrid", x_version="3.4.2",
+                                    y_version="3.8.1", splitter="#haproxy", nodes=[node])
+    text = path.read_text()
+    assert "plan=p\\\\q\\nr\n" in text
+    assert "mode=\\ hybrid\n" in text
+    assert "node.x\\ 1\\=a\\:b=X dbless 3.4.2 http://127.0.0.1:8001\n" in text
+    assert len(text.splitlines()) == 6
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    @allure_commons.hookimpl
+    def attach_data(self, body: Any, name: str, attachment_type: Any, extension: Any) -> None:
+        self.items.append({"body": body, "name": name, "type": attachment_type})
+
+
+@pytest.fixture
+def captured(tmp_path: Path) -> Iterator[_Capture]:
+    capture = _Capture()
+    allure_commons.plugin_manager.register(capture)
+    report.configure(secrets=[KEY, TOKEN], evidence_dir=tmp_path / "evidence")
+    try:
+        yield capture
+    finally:
+        allure_commons.plugin_manager.unregister(capture)
+        report.configure()
+
+
+def test_every_attachment_is_redacted(captured: _Capture, tmp_path: Path) -> None:
+    report.attach_json("config X", {"consumers": [{"username": "a", "key": "unlisted-key"}], "t": TOKEN})
+    report.attach_text("log", f"Kong-Admin-Token: {TOKEN}\nok")
+    report.attach_html("parity diff", f"<p>{KEY}</p>")
+    report.attach_csv("probe step 1", [[0.1, "x", KEY], [0.2, "y", "ok"]], header=["t", "node", "key"])
+    source = tmp_path / "backup.json"
+    source.write_text(json.dumps({"credentials": [{"key": KEY}]}))
+    report.attach_file(source)
+    report.attach_text(f"name with {KEY}", "body")
+
+    assert [i["type"] for i in captured.items] == [
+        AttachmentType.JSON, AttachmentType.TEXT, AttachmentType.HTML, AttachmentType.CSV,
+        AttachmentType.JSON, AttachmentType.TEXT]
+    for item in captured.items:
+        blob = item["body"] if isinstance(item["body"], bytes) else item["body"].encode()
+        for secret in (KEY, TOKEN, "unlisted-key"):
+            assert secret.encode() not in blob, item["name"]
+            assert secret not in item["name"]
+    assert json.loads(captured.items[0]["body"])["consumers"][0]["key"] == MARK
+    assert b"&lt;redacted&gt;" in captured.items[2]["body"]
+    assert captured.items[3]["body"].decode().splitlines() == ["t,node,key", f"0.1,x,{MARK}", "0.2,y,ok"]
+
+    evidence = sorted(p.name for p in (tmp_path / "evidence").iterdir())
+    assert evidence == ["backup.json", "config-X.json", "log.txt", "name-with-redacted.txt",
+                        "parity-diff.html", "probe-step-1.csv"]
+    for path in (tmp_path / "evidence").iterdir():
+        assert KEY.encode() not in path.read_bytes() and TOKEN.encode() not in path.read_bytes()
+
+
+def test_evidence_names_do_not_overwrite(captured: _Capture, tmp_path: Path) -> None:
+    first = report.attach_text("gate figures", "1")
+    second = report.attach_text("gate figures", "2")
+    assert first and second and first != second
+    assert (first.read_text(), second.read_text()) == ("1", "2")
+
+
+def test_secrets_learnt_later(captured: _Capture) -> None:
+    report.add_secrets(["late-secret-99"])
+    report.attach_text("t", "late-secret-99 and " + KEY)
+    assert captured.items[-1]["body"] == f"{MARK} and {MARK}".encode()
+
+
+def test_without_a_listener_attach_is_harmless() -> None:
+    report.configure()  # no evidence folder, and no allure listener (no --alluredir)
+    assert report.attach_text("nothing listens", "x") is None

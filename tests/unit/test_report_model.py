@@ -1,0 +1,83 @@
+"""RunSummary: JSON round-trip, validation of outcomes and times, errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.report.model import NodeInfo, RunSummary, StageResult, StepResult
+from harness.report.sample import sample_summary
+
+
+@pytest.mark.parametrize("failed", [False, True], ids=["passed", "failed-with-rollback"])
+def test_round_trip_is_lossless(failed: bool) -> None:
+    summary = sample_summary(failed=failed)
+    again = RunSummary.from_json(summary.to_json())
+    assert again == summary
+    assert again.to_json() == summary.to_json()
+
+
+def test_json_uses_utc_z_times_and_plain_lists() -> None:
+    data = json.loads(sample_summary().to_json())
+    assert data["started"] == "2025-03-14T09:30:00Z"
+    assert isinstance(data["steps"], list)
+    assert data["steps"][0]["weight_y"] == 10
+    assert data["schema"] == 1
+
+
+def test_lists_become_tuples_and_other_zones_become_utc() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    base = sample_summary()
+    summary = replace(base, stages=list(base.stages), started=datetime(2025, 3, 14, 11, 30, tzinfo=plus2))
+    assert isinstance(summary.stages, tuple)
+    assert summary.started == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+    assert summary.started.tzinfo == UTC
+
+
+def test_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="without a zone"):
+        replace(sample_summary(), started=datetime(2025, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: StageResult("shift", "broken"), "stage 'shift' outcome is 'broken'; expected one of passed"),
+        (lambda: NodeInfo("n", "emulator://3.8.1", "z", "dp", "3.8.1"), "cluster is 'z'"),
+        (lambda: replace(sample_summary(), verdict="ok"), "run verdict is 'ok'"),
+        (lambda: replace(sample_summary(), failing_stage="nope"), "failing_stage is 'nope'"),
+    ],
+)
+def test_bad_values_name_the_field_and_valid_values(build, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        build()
+
+
+def test_step_checks_units() -> None:
+    with pytest.raises(ValueError, match=r"fraction 0\.\.1"):
+        StepResult(50, 10, 50.0, 0, 0, 0, 0, 1, 1, 2, 2, "pass")
+    with pytest.raises(ValueError, match=r"percentage 0\.\.100"):
+        StepResult(150, 10, 0.5, 0, 0, 0, 0, 1, 1, 2, 2, "pass")
+
+
+def test_from_json_errors_are_harness_errors_with_a_next_step() -> None:
+    with pytest.raises(HarnessError, match="not JSON") as info:
+        RunSummary.from_json("{nope")
+    assert info.value.hint
+    data = json.loads(sample_summary().to_json())
+    del data["x_version"]
+    with pytest.raises(HarnessError, match="x_version"):
+        RunSummary.from_dict(data)
+    with pytest.raises(HarnessError, match="JSON list"):
+        RunSummary.from_json("[]")
+
+
+def test_summary_is_frozen_and_hashable() -> None:
+    summary = sample_summary(failed=True)
+    with pytest.raises(AttributeError):
+        summary.verdict = "passed"  # type: ignore[misc]
+    assert hash(summary) == hash(RunSummary.from_json(summary.to_json()))

@@ -1,0 +1,140 @@
+"""The sign-off page: verdict, failing stage, versions, stage table, charts inline, nothing fetched."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+from harness.report.model import RunSummary, StageResult
+from harness.report.redact import find_secrets
+from harness.report.sample import sample_summary
+from harness.report.signoff import render, write_signoff
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _parse(page: Path) -> _Collect:
+    parser = _Collect()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def _text(page: Path) -> str:
+    return " ".join(" ".join(_parse(page).text).split())
+
+
+def _render(summary: RunSummary, tmp_path: Path) -> Path:
+    """The page without charts (fast): for tests about text, not pictures."""
+    page = tmp_path / "page.html"
+    page.write_text(render(summary, []), encoding="utf-8")
+    return page
+
+
+def test_failed_run_names_verdict_failing_stage_and_versions(tmp_path: Path) -> None:
+    page = write_signoff(tmp_path, sample_summary(failed=True))
+    assert page == tmp_path / "signoff.html"
+    text = _text(page)
+    assert "FAILED" in text
+    assert "Failed at stage shift: gate failed: step 3 (Y 50%)" in text
+    assert "3.4.2" in text and "3.8.1" in text
+    assert "Rollback evidence" in text and "seconds until all traffic proven on X" in text
+    for stage in ("preflight", "backup", "provision", "parity", "shift", "cutover", "soak", "decommission"):
+        assert stage in text
+    assert "not-run" in text
+    assert "690edb3" in text and "plans/default.yaml" in text
+
+
+def test_passed_run_has_no_rollback_and_says_passed(tmp_path: Path) -> None:
+    text = _text(write_signoff(tmp_path, sample_summary()))
+    assert "PASSED" in text and "passed every stage" in text
+    assert "Rollback evidence" not in text
+    assert "only allowed differences" in text
+    assert "KONG-3.0-ROUTE-PATHS" in text
+
+
+def test_charts_are_embedded_and_saved_beside_the_page(tmp_path: Path) -> None:
+    page = write_signoff(tmp_path, sample_summary())
+    images = [a for tag, a in _parse(page).tags if tag == "img"]
+    assert len(images) == 3
+    for attrs in images:
+        src = attrs["src"] or ""
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+        assert attrs["alt"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "signoff-error-rate.png", "signoff-latency.png", "signoff-share.png"]
+    assert RunSummary.from_json((tmp_path / "summary.json").read_text()) == sample_summary()
+
+
+def test_no_external_url_at_all(tmp_path: Path) -> None:
+    page = write_signoff(tmp_path, sample_summary(failed=True))
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html
+    assert "@import" not in html and "url(" not in html
+    for tag, attrs in _parse(page).tags:
+        assert tag not in ("script", "link", "iframe", "object", "embed")
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            assert value is None or value.startswith("data:"), (tag, name, value)
+    metas = [a for tag, a in _parse(page).tags if tag == "meta"]
+    csp = [a for a in metas if a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and (csp[0]["content"] or "").startswith("default-src 'none'; img-src data:")
+
+
+def test_a_url_in_the_data_is_text_never_a_link(tmp_path: Path) -> None:
+    base = sample_summary()
+    node = replace(base.nodes[0], spec="http://127.0.0.1:8001")
+    page = _render(replace(base, nodes=(node, *base.nodes[1:])), tmp_path)
+    assert "http://127.0.0.1:8001" in _text(page)
+    for _tag, attrs in _parse(page).tags:
+        assert not any("http" in (v or "") for k, v in attrs.items() if k != "content"), attrs
+
+
+def test_every_string_is_escaped(tmp_path: Path) -> None:
+    evil = '<script>alert("x")</script>&'
+    base = sample_summary(failed=True)
+    stages = tuple(replace(s, message=evil) if s.name == "shift" else s for s in base.stages)
+    summary = replace(base, plan_name=evil, x_version=evil, stages=stages, splitter="<b>haproxy</b>")
+    page = _render(summary, tmp_path)
+    html = page.read_text()
+    assert "<script>" not in html and "<b>haproxy" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in html
+    assert evil in _text(page)  # what a reader sees is the text itself
+    assert "script" not in [tag for tag, _ in _parse(page).tags]
+
+
+def test_no_steps_page_says_so(tmp_path: Path) -> None:
+    base = sample_summary(failed=True)
+    stages = (StageResult("preflight", "failed", 0.4, "", "X 2.8.4 -> Y 3.9.0 not allowed in hybrid"),)
+    summary = replace(base, steps=(), rollback=None, stages=stages, failing_stage="preflight", parity=None)
+    text = _text(write_signoff(tmp_path, summary))
+    assert "No traffic steps ran" in text and "Failed at stage preflight" in text
+    assert "Config parity was not checked" in text
+
+
+def test_incomplete_run(tmp_path: Path) -> None:
+    text = _text(_render(replace(sample_summary(), verdict="incomplete"), tmp_path))
+    assert "INCOMPLETE" in text and "did not finish" in text
+
+
+def test_secrets_given_never_reach_the_page_or_summary(tmp_path: Path) -> None:
+    secrets = ["consumer-key-7f3a9", 'tok"en<&>']
+    base = sample_summary(failed=True)
+    stages = tuple(replace(s, message=f"{s.message} key={secrets[0]} t={secrets[1]}") for s in base.stages)
+    write_signoff(tmp_path, replace(base, stages=stages), secrets=secrets)
+    assert find_secrets(tmp_path, secrets) == []
+    assert "&lt;redacted&gt;" in (tmp_path / "signoff.html").read_text()
+    assert "<redacted>" in (tmp_path / "summary.json").read_text()
