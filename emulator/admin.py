@@ -235,8 +235,9 @@ class AdminApi:
         self.state.commit()
         return 201, entity, None
 
-    async def entity(self, request: web.BaseRequest, method: str, etype: str, entity: dict[str, Any] | None,
-                     ref: str, parent: tuple[str, str] | None = None) -> tuple[int, Any, dict[str, str] | None]:
+    async def entity(self, request: web.BaseRequest, method: str, etype: str,
+                     entity: dict[str, Any] | None, ref: str, parent: tuple[str, str] | None = None
+                     ) -> tuple[int, Any, dict[str, str] | None]:
         db = self.state.db
         if method == "GET":
             if entity is None:

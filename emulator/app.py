@@ -59,7 +59,8 @@ async def run(settings: Settings) -> None:
         crash_later(settings.faults.crash_after_seconds)
     if settings.faults.config_drift_after_seconds is not None and settings.dbless:
         drift_later(state, settings.faults.config_drift_after_seconds)
-    log(f"kong {settings.version} node {settings.node_id} started (role {role}, database {settings.database})")
+    log(f"kong {settings.version} node {settings.node_id} started (role {role}, "
+        f"database {settings.database})")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

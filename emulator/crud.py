@@ -76,8 +76,7 @@ class Database:
                     "code": 4, "name": "foreign key violation",
                     "message": f"the foreign key '{{id=\"{wanted}\"}}' does not reference an existing "
                                f"'{target}' entity.",
-                    "fields": {"@foreign": {fk: f"the foreign key '{{id=\"{wanted}\"}}' does not reference an "
-                                                f"existing '{target}' entity."}},
+                    "fields": {"@foreign": {fk: "does not reference an existing '" + target + "' entity"}},
                 })
             entity[fk] = {"id": found["id"]}
 
@@ -94,7 +93,8 @@ class Database:
                         "fields": {unique: value},
                     })
 
-    def insert(self, etype: str, data: dict[str, Any], forced: dict[str, Any] | None = None) -> dict[str, Any]:
+    def insert(self, etype: str, data: dict[str, Any], forced: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
         data = {**data, **(forced or {})}
         entity, errors = build_entity(etype, data, self.version, self.plugins)
         if errors:

@@ -128,7 +128,8 @@ class EchoProtocol(asyncio.Protocol):
 
     def _error(self) -> None:
         if self.transport is not None:
-            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
             self.transport.close()
 
 

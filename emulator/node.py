@@ -54,7 +54,8 @@ class NodeState:
 
     def apply(self, loaded: Loaded, config_hash: str | None = None) -> None:
         digest = config_hash or loaded.config_hash
-        self.snapshot = Snapshot.build(loaded.entities, digest, self.version, self.settings.faults.drop_routes)
+        dropped = self.settings.faults.drop_routes
+        self.snapshot = Snapshot.build(loaded.entities, digest, self.version, dropped)
         self.config_hash = digest
         log(f"configuration loaded, hash {digest}")
         for callback in self.listeners:
