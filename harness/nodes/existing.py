@@ -1,26 +1,28 @@
 """Nodes the harness did not start, named by URL (real staging and production clusters).
 
 They are never stopped and never written to: ``start()`` only checks that the node answers and reads
-its version and role with one ``GET /`` on the Admin API (for a DP, which has no Admin API, one
-``GET /status`` on its Status API). ``stop()`` and ``close()`` leave the node alone.
+its version and role through ``harness.admin.ReadOnlyAdmin`` (``GET /``; a view whose transport
+refuses every write), or for a DP, which has no Admin API, ``GET /status`` through ``StatusClient``.
+``stop()`` and ``close()`` leave the node alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import httpx
 
-from harness.errors import BadResponse, NodeError, NodeUnreachable
+from harness.admin import NodeInfo, ReadOnlyAdmin, StatusClient
+from harness.errors import NodeError, NodeUnreachable
 from harness.nodes.base import Node, NodeRequest, Role
 from harness.nodes.spec import parse_spec
 
-ROLE_FROM_KONG: dict[str, Role] = {"control_plane": "cp", "data_plane": "dp"}
+MODES: dict[str, Role] = {"dbless": "dbless", "cp": "cp", "dp": "dp"}
 
 
 class ExistingProvider:
-    """Adopts nodes by URL (``NodeRequest.spec``: ``http://host:8001?proxy=...&status=...&role=...``)."""
+    """Adopts nodes by URL (``NodeRequest.spec``: ``http://host:8001?proxy=...&status=...&role=...``).
+
+    ``token``: the Admin API token (``Kong-Admin-Token``), read by the caller from the environment.
+    """
 
     name = "existing"
 
@@ -28,11 +30,13 @@ class ExistingProvider:
         self,
         *,
         timeout: float = 5.0,
-        headers: Mapping[str, str] | None = None,
+        retries: int = 1,
+        token: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
-        self._headers = dict(headers or {})  # e.g. {"Kong-Admin-Token": ...} read from the environment
+        self.retries = retries
+        self._token = token
         self._transport = transport  # tests inject httpx.MockTransport here
 
     def start(self, request: NodeRequest) -> Node:
@@ -47,29 +51,26 @@ class ExistingProvider:
                 f"node {request.name}: spec {spec.raw!r} is not an existing node's URL",
                 hint="existing nodes are named by http(s)://host:port; other specs need their provider",
             )
-        url = spec.admin_url or spec.status_url
-        assert url is not None
-        path = "/" if spec.admin_url else "/status"
-        body = self._read(request.name, url, path)
         version, role = spec.version, spec.role
         if spec.admin_url:
-            version = version or _text(body.get("version"))
-            seen = _role(body)
-            if role is not None and seen is not None and seen != role:
+            info = self._root(request.name, spec.admin_url)
+            version = version or info.version
+            seen = _role(info)
+            if role is not None and seen != role:
                 raise NodeError(
-                    f"existing node {request.name} at {url}: spec says role={role}, the node says {seen}",
+                    f"existing node {request.name} at {spec.admin_url}: "
+                    f"spec says role={role}, the node says {seen}",
                     hint="fix role= in the node spec (or point it at the right node)",
                 )
-            role = role or seen
-        if role is None:
-            raise BadResponse(
-                f"existing node {request.name} at {url}: GET {path} did not say its role "
-                f"(configuration.role/database missing)",
-                hint="add role=dbless|cp|dp to the node spec",
-            )
+            role = seen
+        else:
+            assert spec.status_url is not None
+            self._status(request.name, spec.status_url)
+        assert role is not None  # the spec parser gives a DP spec its role
         if request.role != role:
             raise NodeError(
-                f"existing node {request.name} at {url} is a {role} node, the plan expects {request.role}",
+                f"existing node {request.name} at {spec.admin_url or spec.status_url} is a {role} node, "
+                f"the plan expects {request.role}",
                 hint="fix the role in the plan or the node URL",
             )
         return Node(
@@ -95,54 +96,32 @@ class ExistingProvider:
     def close(self) -> None:
         """Nothing to release: existing nodes outlive the run."""
 
-    def _read(self, name: str, base: str, path: str) -> dict[str, Any]:
-        url = base + path
+    def _root(self, name: str, url: str) -> NodeInfo:
         try:
-            with httpx.Client(
-                timeout=self.timeout, headers=self._headers, transport=self._transport, trust_env=False
-            ) as client:
-                response = client.get(url)
-        except httpx.HTTPError as exc:
-            raise NodeUnreachable(
-                f"existing node {name} at {base} did not answer GET {path} within {self.timeout:.0f}s "
-                f"(expected an HTTP answer from Kong; saw {type(exc).__name__}: {exc})",
-                hint=f"check that the node runs and that {base} is the right URL (reachable from here)",
-            ) from exc
-        if response.status_code != 200:
-            raise BadResponse(
-                f"existing node {name} at {base}: GET {path} answered {response.status_code} "
-                f"(expected 200); body: {response.text[:300]!r}",
-                hint="check that the URL is Kong's Admin API (or Status API for a DP) and any credentials",
-            )
+            with ReadOnlyAdmin(
+                url, token=self._token, timeout=self.timeout, retries=self.retries, transport=self._transport
+            ) as admin:
+                info: NodeInfo = admin.root()
+                return info
+        except NodeUnreachable as exc:
+            raise NodeUnreachable(f"existing node {name}: {exc.message}", hint=exc.hint) from None
+
+    def _status(self, name: str, url: str) -> None:
         try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise BadResponse(
-                f"existing node {name} at {base}: GET {path} answered 200 but not a JSON object "
-                f"(expected Kong's node information); body: {response.text[:300]!r}",
-                hint="check that the URL points at Kong and not at a proxy or another service",
-            )
-        return body
+            client = StatusClient(url, timeout=self.timeout, retries=self.retries, transport=self._transport)
+            with client:
+                client.status()
+        except NodeUnreachable as exc:
+            raise NodeUnreachable(f"existing node {name}: {exc.message}", hint=exc.hint) from None
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _role(body: dict[str, Any]) -> Role | None:
-    """dbless / cp / dp from ``configuration.role`` and ``.database``; None when they are missing."""
-    conf = body.get("configuration")
-    if not isinstance(conf, dict):
-        return None
-    role, database = conf.get("role"), conf.get("database")
-    if role == "traditional" and database not in (None, "off"):
+def _role(info: NodeInfo) -> Role:
+    """dbless / cp / dp; a traditional node with a database is refused (neither mode is upgraded here)."""
+    role = MODES.get(info.mode)
+    if role is None:
         raise NodeError(
-            f"node reports role=traditional with database={database}: a traditional node with a database "
-            "is neither DB-less nor hybrid, the two modes this harness upgrades",
+            f"node reports role=traditional with database={info.database}: a traditional node with a "
+            "database is neither DB-less nor hybrid, the two modes this harness upgrades",
             hint="point the plan at DB-less nodes or at the hybrid CP and DPs",
         )
-    if role == "traditional":
-        return "dbless" if database == "off" else None
-    return ROLE_FROM_KONG.get(str(role))
+    return role

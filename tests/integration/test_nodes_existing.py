@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from harness.errors import BadResponse, NodeError, NodeUnreachable
+from harness.errors import AdminAPIError, BadResponse, NodeError, NodeUnreachable
 from harness.nodes import NodeRequest, get_provider
 from harness.nodes.existing import ExistingProvider
 from harness.ports import free_port
@@ -82,15 +82,29 @@ def test_traditional_node_with_a_database_is_refused_with_the_reason() -> None:
 
 
 @pytest.mark.parametrize(
-    ("answer", "says"),
+    ("answer", "error", "says"),
     [
-        (httpx.Response(401, json={"message": "Unauthorized"}), "answered 401 (expected 200)"),
-        (httpx.Response(200, text="<html>hello</html>"), "not a JSON object"),
+        (httpx.Response(401, json={"message": "Unauthorized"}), AdminAPIError, "answered 401: Unauthorized"),
+        (httpx.Response(200, text="<html>hello</html>"), BadResponse, "with a body that is not JSON"),
+        (httpx.Response(200, json={"hello": 1}), BadResponse, "has no version"),
     ],
 )
-def test_answers_that_are_not_kong_are_bad_responses(answer: httpx.Response, says: str) -> None:
-    with pytest.raises(BadResponse, match=re.escape(says)):
+def test_answers_that_are_not_kong_are_refused(answer: httpx.Response, error: type, says: str) -> None:
+    with pytest.raises(error, match=re.escape(says)):
         mocked(answer).start(request("http://127.0.0.1:8001"))
+
+
+def test_token_is_sent_and_nothing_but_one_read() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(200, json=ROOT_39)
+
+    provider = ExistingProvider(token="s3cret", transport=httpx.MockTransport(handler))
+    provider.start(request("http://127.0.0.1:8001"))
+    assert seen[0].headers["Kong-Admin-Token"] == "s3cret"
+    assert [r.method for r in seen] == ["GET"]
 
 
 def test_other_specs_are_refused() -> None:
@@ -105,9 +119,10 @@ def test_unreachable_node_names_the_url() -> None:
     with pytest.raises(NodeUnreachable) as caught:
         provider.start(request(f"http://127.0.0.1:{port}"))
     message = str(caught.value)
-    assert f"existing node x1 at http://127.0.0.1:{port} did not answer GET /" in message
+    assert message.startswith("existing node x1: Kong Admin API (read-only view)")
+    assert f"at http://127.0.0.1:{port}/ did not answer GET" in message
     assert "ConnectError" in message
-    assert "next step: check that the node runs" in message
+    assert "next step: is the node running?" in message
 
 
 @pytest.fixture
@@ -125,7 +140,8 @@ def silent_port() -> Iterator[int]:
 @pytest.mark.integration
 def test_hung_node_times_out_as_unreachable(silent_port: int) -> None:
     provider = get_provider("existing", timeout=0.5)
-    with pytest.raises(NodeUnreachable, match=rf"127\.0\.0\.1:{silent_port} did not answer GET / within"):
+    says = rf"127\.0\.0\.1:{silent_port}/ did not answer GET .*ReadTimeout"
+    with pytest.raises(NodeUnreachable, match=says):
         provider.start(request(f"http://127.0.0.1:{silent_port}"))
 
 
