@@ -63,7 +63,10 @@ _PARENT_FIELD: Mapping[str, str] = {
 
 @dataclass(frozen=True)
 class DefaultRule:
-    """A field whose value, when equal to ``default``, is dropped (the same as not set)."""
+    """A field that means ``default`` when absent: filled in where missing (``None`` defaults: dropped).
+
+    Filling (rather than dropping) keeps diffs readable: ``services['a'].retries: 5 → 3``.
+    """
 
     kind: str
     path: str                   # dotted path inside the entity, e.g. "config.realm"
@@ -87,7 +90,7 @@ _KEY_AUTH_DEFAULTS = {
     "config.key_in_query": True, "config.key_in_body": False, "config.run_on_preflight": True,
 }
 
-#: declared defaults; ``None`` defaults need no rule (nulls are always dropped) unless a version added them
+#: declared defaults; a null default needs no rule (nulls are always dropped) unless a version added it
 DEFAULT_RULES: tuple[DefaultRule, ...] = (
     *(DefaultRule("services", k, v) for k, v in _SERVICE_DEFAULTS.items()),
     *(DefaultRule("routes", k, v) for k, v in _ROUTE_DEFAULTS.items()),
@@ -342,17 +345,13 @@ class _Normaliser:
             cert = b.get("cert")
             key = f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(b, refs)
         elif raw.kind == "routes" and not b.get("name"):
-            match = {f: b.get(f) for f in ROUTE_MATCH_FIELDS if b.get(f) not in (None, [], {})}
-            match.update({f: refs[f] for f in ("service",) if f in refs})
-            for f in ("protocols", "methods", "hosts", "paths", "snis"):
-                value = match.get(f)
-                if isinstance(value, list):
-                    match[f] = sorted(value, key=_sort_key)
+            normal = self.entity(raw)          # defaults filled, sets sorted, refs as natural keys
+            match = {f: normal[f] for f in ROUTE_MATCH_FIELDS if f in normal}
             key = "~" + hashlib.sha256(_canonical(match).encode()).hexdigest()[:12]
         elif b.get("name"):
             key = str(b["name"])
         else:
-            key = _fingerprint_of(b, refs)
+            key = _fingerprint_of(self.entity(raw), {})
         raw.key = key
         return key
 
@@ -367,7 +366,7 @@ class _Normaliser:
         body = _drop_nulls(body)
         for rule in DEFAULT_RULES:
             if rule.kind == raw.kind and (rule.plugin is None or rule.plugin == body.get("name")):
-                _drop_if_default(body, rule.path.split("."), rule.default)
+                _fill_default(body, rule.path.split("."), rule.default)
         for f in SET_FIELDS.get(raw.kind, ()):
             if isinstance(body.get(f), list):
                 body[f] = sorted(body[f], key=_sort_key)
@@ -432,18 +431,16 @@ def _drop_nulls(obj: Any) -> Any:
     return obj
 
 
-def _drop_if_default(body: dict[str, Any], path: list[str], default: Any) -> None:
+def _fill_default(body: dict[str, Any], path: list[str], default: Any) -> None:
+    if default is None:          # nulls are dropped anyway; the rule documents a version-added field
+        return
     node: Any = body
     for part in path[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
+        if not isinstance(node, dict):
             return
-    if not isinstance(node, dict) or path[-1] not in node:
-        return
-    value = node[path[-1]]
-    if value == default or (isinstance(value, list) and isinstance(default, list)
-                            and sorted(value, key=_sort_key) == sorted(default, key=_sort_key)):
-        del node[path[-1]]
+        node = node.setdefault(part, {})
+    if isinstance(node, dict) and path[-1] not in node:
+        node[path[-1]] = copy.deepcopy(default)
 
 
 def normalise(declarative: Mapping[str, Any], *, source: str = "declarative") -> NormalConfig:
