@@ -25,6 +25,7 @@ With a remote engine, set ``DOCKER_HOST`` and pass ``bind_host`` (ports publishe
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import time
@@ -153,6 +154,7 @@ class DockerProvider:
         self._networks: dict[str, Network] = {}
         self._last_logs: dict[str, str] = {}
         self._client: docker.DockerClient | None = None
+        atexit.register(self.close)  # a script that forgets close(); Ctrl-C in pytest runs teardown anyway
 
     # ---- NodeProvider ----------------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class DockerProvider:
         if self._client is not None:
             self._client.close()
             self._client = None
+        atexit.unregister(self.close)
         if errors:
             raise NodeError(
                 "could not remove every container/network of this provider: " + "; ".join(errors),
