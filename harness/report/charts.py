@@ -83,7 +83,7 @@ def _pairs(
     ax.set_axisbelow(True)
 
 
-def _figure(width: float = 7.5, height: float = 3.8) -> Figure:
+def _figure(width: float = 6.2, height: float = 3.6) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

@@ -14,6 +14,7 @@ folder; ``find_secrets`` is the check a test (or the end of a run) makes over ev
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -135,7 +136,8 @@ class SecretHit:
     masked: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: secret {self.masked}"
+        where = "inside a base64 blob" if self.line == 0 else f"line {self.line}"
+        return f"{self.path} ({where}): secret {self.masked}"
 
 
 def mask(secret: str) -> str:
@@ -169,8 +171,29 @@ def scrub_run_dir(run_dir: str | Path, secrets: Iterable[str]) -> list[Path]:
     return fixed
 
 
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{40,}={0,2}")
+
+
+def _embedded(data: bytes, depth: int = 2) -> Iterator[bytes]:
+    """Base64 blobs inside ``data`` (data: URIs, single-file reports), decoded, nested ``depth`` deep."""
+    if depth == 0:
+        return
+    for match in _BASE64_RUN.finditer(data):
+        blob = match.group()
+        try:
+            decoded = base64.b64decode(blob + b"=" * (-len(blob) % 4))
+        except ValueError:
+            continue
+        yield decoded
+        yield from _embedded(decoded, depth - 1)
+
+
 def find_secrets(run_dir: str | Path, secrets: Iterable[str]) -> list[SecretHit]:
-    """Every occurrence (file, line) of a secret value, in any spelling, in any file of ``run_dir``."""
+    """Every occurrence (file, line) of a secret value, in any spelling, in any file of ``run_dir``.
+
+    Base64 blobs (the single-file Allure report embeds every attachment so) are decoded and searched
+    too; a hit inside one is reported with line 0.
+    """
     redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
     hits: list[SecretHit] = []
     for path in _files(Path(run_dir)):
@@ -180,4 +203,7 @@ def find_secrets(run_dir: str | Path, secrets: Iterable[str]) -> list[SecretHit]
             for number, line in enumerate(data.splitlines(), start=1):
                 if any(f in line for f in forms):
                     hits.append(SecretHit(path, number, mask(secret)))
+        if len(data) >= 40:
+            inner = {s for blob in _embedded(data) for s in redactor.contains(blob)}
+            hits.extend(SecretHit(path, 0, mask(s)) for s in sorted(inner))
     return hits

@@ -1,6 +1,8 @@
 """Synthetic run summaries: for the writers' own tests, the README screenshot, and trying a page.
 
-``python -m harness.report.sample OUT_DIR [--failed]`` writes ``OUT_DIR/signoff.html``.
+``python -m harness.report.sample OUT_DIR [--failed] [--screenshot PNG]`` writes ``OUT_DIR/signoff.html``
+(and a Chromium screenshot of it). The README's picture is made so:
+``python -m harness.report.sample /tmp/signoff --failed --screenshot docs/signoff-example.png``.
 """
 
 from __future__ import annotations
@@ -112,8 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--failed", action="store_true", help="a run that failed at the shift stage")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG", help="also save a screenshot of the page")
+    parser.add_argument("--height", type=int, default=1900, help="screenshot height in pixels")
     args = parser.parse_args(argv)
-    print(write_signoff(args.out_dir, sample_summary(failed=args.failed)))
+    page = write_signoff(args.out_dir, sample_summary(failed=args.failed))
+    print(page)
+    if args.screenshot:
+        from harness.report.screenshot import screenshot
+
+        print(screenshot(page, args.screenshot, height=args.height))
     return 0
 
 

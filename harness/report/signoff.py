@@ -47,7 +47,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .o-skipped,.o-inconclusive{background:#a86b00}.o-not-run{background:#7a828c}
 .s-error{background:#b02a37}.s-warning{background:#a86b00}.s-info{background:#33689e}
 tr.row-failed td{background:#fbe9eb}
-.charts img{max-width:100%;background:#fff;border:1px solid #d0d4da;margin:6px 0}
+.charts figure{margin:10px 0 0}
+.charts img{display:block;width:100%;height:auto;background:#fff;border:1px solid #d0d4da}
 .charts .pair{display:grid;grid-template-columns:1fr 1fr;gap:10px}
 pre{background:#fff;border:1px solid #d0d4da;padding:8px;white-space:pre-wrap;font-size:12px;margin:6px 0}
 .muted{color:#5a6270}

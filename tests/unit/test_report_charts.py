@@ -24,7 +24,7 @@ def test_three_charts_as_valid_pngs(tmp_path: Path) -> None:
         assert chart.path.read_bytes()[:8] == PNG_MAGIC
         pixels = image.imread(str(chart.path))
         height, width = pixels.shape[:2]
-        assert width >= 700 and height >= 350
+        assert width >= 600 and height >= 350
         assert not is_blank(chart.path)
     assert "X 3.4.2 vs Y 3.8.1" in charts[0].title
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
@@ -145,3 +146,13 @@ def test_find_then_scrub_then_nothing_left(tmp_path: Path) -> None:
     ET.parse(run / "junit.xml")  # still well-formed XML
     assert json.loads((run / "evidence" / "config.json").read_text()) == {"token": MARK, "note": f"k={MARK}"}
     assert (run / "clean.txt").read_text() == "nothing here\n"
+
+
+def test_find_sees_through_base64(tmp_path: Path) -> None:
+    inner = base64.b64encode(json.dumps({"k": KEY, "pad": "x" * 40}).encode())
+    outer = base64.b64encode(b'd("data/a.json","' + inner + b'")')
+    page = b'<script src="data:text/javascript;base64,' + outer + b'"></script>'
+    (tmp_path / "index.html").write_bytes(page)
+    hits = find_secrets(tmp_path, SECRETS)
+    assert [(h.path.name, h.line) for h in hits] == [("index.html", 0)]
+    assert "base64" in str(hits[0])
