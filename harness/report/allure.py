@@ -290,7 +290,7 @@ def attach_file(path: str | Path, name: str | None = None) -> Path | None:
     """Attach a file's content (redacted; type from its suffix, text/plain otherwise)."""
     source = Path(path)
     kind = _BY_SUFFIX.get(source.suffix.lower(), AttachmentType.TEXT)
-    body = _state.redactor.bytes(source.read_bytes(), markup=source.suffix.lower() in MARKUP_SUFFIXES)
+    body = _state.redactor.data(source.read_bytes(), markup=source.suffix.lower() in MARKUP_SUFFIXES)
     return _attach(name or source.name, body, kind)
 
 

@@ -87,7 +87,7 @@ class Redactor:
         # also matches a block inside a JSON string, where the newlines are written as \n
         return _PEM_KEY.sub(mark, text)
 
-    def bytes(self, data: bytes, *, markup: bool = False) -> bytes:
+    def data(self, data: bytes, *, markup: bool = False) -> bytes:
         try:
             return self.text(data.decode("utf-8"), markup=markup).encode("utf-8")
         except UnicodeDecodeError:
@@ -107,7 +107,7 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, bytes):
-            return self.bytes(value)
+            return self.data(value)
         return value
 
     def json(self, value: Any, **dumps: Any) -> str:
@@ -150,7 +150,7 @@ def _files(run_dir: Path) -> Iterator[Path]:
             yield path
 
 
-def scrub_run_dir(run_dir: str | Path, secrets: Iterable[str]) -> list[Path]:
+def scrub_run_dir(run_dir: str | Path, secrets: Iterable[str] | Redactor) -> list[Path]:
     """Rewrite every text file of ``run_dir`` that holds a secret; return the files changed.
 
     Binary files are left alone (``find_secrets`` still reports them). HTML/XML files get the
@@ -188,7 +188,7 @@ def _embedded(data: bytes, depth: int = 2) -> Iterator[bytes]:
         yield from _embedded(decoded, depth - 1)
 
 
-def find_secrets(run_dir: str | Path, secrets: Iterable[str]) -> list[SecretHit]:
+def find_secrets(run_dir: str | Path, secrets: Iterable[str] | Redactor) -> list[SecretHit]:
     """Every occurrence (file, line) of a secret value, in any spelling, in any file of ``run_dir``.
 
     Base64 blobs (the single-file Allure report embeds every attachment so) are decoded and searched

@@ -91,9 +91,9 @@ def test_pem_private_keys_always_go(red: Redactor) -> None:
 
 
 def test_bytes_and_binary(red: Redactor) -> None:
-    assert red.bytes(f"a {KEY}".encode()) == f"a {MARK}".encode()
+    assert red.data(f"a {KEY}".encode()) == f"a {MARK}".encode()
     blob = b"\x89PNG\xff\xfe" + KEY.encode()
-    assert KEY.encode() not in red.bytes(blob)
+    assert KEY.encode() not in red.data(blob)
 
 
 def test_empty_and_blank_secrets_are_ignored() -> None:
