@@ -123,6 +123,11 @@ SET_FIELDS: Mapping[str, frozenset[str]] = {
     "ca_certificates": frozenset({"tags"}),
 }
 
+#: 2.x format files (_format_version 1.1 / 2.1): a path with a character outside this set is a regex;
+#: Kong 3.x marks it with "~" when it loads such a file (route_path migration), and so does the normal form
+PLAIN_PATH_2X = re.compile(r"^[a-zA-Z0-9.\-_~/%]*$")
+OLD_FORMATS: frozenset[str] = frozenset({"1.1", "2.1"})
+
 #: route fields that identify what an unnamed route matches (its fingerprint)
 ROUTE_MATCH_FIELDS: tuple[str, ...] = (
     "service", "protocols", "methods", "hosts", "paths", "headers", "snis", "sources", "destinations",
@@ -253,6 +258,7 @@ class _Raw:
 
 class _Normaliser:
     def __init__(self, declarative: Mapping[str, Any]) -> None:
+        self.old_format = str(declarative.get("_format_version")) in OLD_FORMATS
         self.raws: dict[str, list[_Raw]] = {}
         self.by_ref: dict[str, dict[str, _Raw]] = {}
         for kind, items in declarative.items():
@@ -359,6 +365,9 @@ class _Normaliser:
         body = {k: v for k, v in raw.body.items() if k not in VOLATILE_FIELDS}
         if raw.kind == "services" and isinstance(body.get("url"), str):
             body = {**_expand_url(body.pop("url")), **body}
+        if raw.kind == "routes" and self.old_format and isinstance(body.get("paths"), list):
+            body["paths"] = [f"~{p}" if isinstance(p, str) and not PLAIN_PATH_2X.match(p) else p
+                             for p in body["paths"]]
         if raw.kind == "keyauth_credentials" and body.get("key") is not None:
             body["key"] = redacted(str(body["key"]))
         for f, ref in raw.refs.items():

@@ -126,6 +126,15 @@ def test_version_added_fields_are_declared_defaults() -> None:
     assert diff(x, y).clean
 
 
+def test_2x_format_regex_paths_normalise_like_kong_3_loads_them() -> None:
+    old = yaml.safe_load(render_declarative((SAMPLE.parent / "sample-2x.yaml").read_text(), UPSTREAM))
+    assert old["_format_version"] == "2.1"
+    result = diff(normalise(old), normalise(sample()))
+    assert result.clean, result.render_text()
+    assert normalise(old).get("routes", "orders-by-id")["paths"] == ["~/orders/\\d+$"]  # type: ignore[index]
+    assert normalise(old).get("routes", "orders-list")["paths"] == ["/orders"]  # type: ignore[index]
+
+
 def test_unresolved_foreign_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="refers to service 'ghost'"):
         normalise({"_format_version": "3.0", "routes": [{"name": "r", "paths": ["/"], "service": "ghost"}]})
