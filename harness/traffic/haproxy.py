@@ -1,0 +1,283 @@
+"""HAProxy splitter: a local HAProxy the harness starts; weights change live over the runtime API.
+
+Layout of the generated config:
+
+* frontend ``kuh_in`` on 127.0.0.1:<port>; a request with ``X-KUH-Pin: y`` goes to backend
+  ``kuh_pin_y`` (Y servers only, so Y can be probed at 0 %); every other request to ``kuh_split``.
+* backend ``kuh_split`` holds every X and Y server, ``balance roundrobin`` (weighted, dynamic):
+  the runtime command ``set server kuh_split/<name> weight N`` changes the split at once, with no
+  reload (a reload would reset runtime weights to the file's).
+* ``http-after-response`` adds ``X-KUH-Upstream`` (server name) and ``X-KUH-Side`` to every
+  answer, including the 503 HAProxy writes itself when a server cannot be reached.
+
+Health checks are OFF on purpose (no ``check`` keyword), and ``option redispatch`` is not set: a
+broken Y server must show up to the probe and the gate as errors, not be hidden by HAProxy quietly
+sending its share to X.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import TrafficError
+from harness.traffic.base import (
+    HEADER_PIN,
+    HEADER_SIDE,
+    HEADER_UPSTREAM,
+    Backend,
+    SplitterBase,
+    check_backends,
+    check_weights,
+    free_port,
+    port_accepts,
+    server_weights,
+    split_from_server_weights,
+    tail,
+)
+
+SPLIT_BACKEND = "kuh_split"
+PIN_BACKEND = "kuh_pin_y"
+
+
+def render_config(
+    backends: Sequence[Backend], *, port: int, socket_path: Path, x: int, y: int, host: str = "127.0.0.1"
+) -> str:
+    """The HAProxy configuration text for these backends and this starting split."""
+    weights = server_weights(backends, x, y)
+    x_names = " ".join(b.name for b in backends if b.side == "x")
+    y_names = " ".join(b.name for b in backends if b.side == "y")
+    lines = [
+        "# written by kong-upgrade-harness (harness/traffic/haproxy.py); weights change at run time",
+        "global",
+        f"    stats socket {socket_path} mode 600 level admin",
+        "    maxconn 4096",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+        "    timeout http-keep-alive 10s",
+        "    option http-keep-alive",
+        "    http-reuse safe",
+        "    # no 'option redispatch' and no health checks: errors from a node reach the probe",
+        "",
+        "frontend kuh_in",
+        f"    bind {host}:{port}",
+        f"    acl kuh_pin_y req.hdr({HEADER_PIN}) -i y",
+        f"    use_backend {PIN_BACKEND} if kuh_pin_y",
+        f"    default_backend {SPLIT_BACKEND}",
+        "",
+    ]
+    for backend_name, members in (
+        (SPLIT_BACKEND, list(backends)),
+        (PIN_BACKEND, [b for b in backends if b.side == "y"]),
+    ):
+        lines += [
+            f"backend {backend_name}",
+            "    balance roundrobin",
+            f"    http-request del-header {HEADER_PIN}",
+            f"    http-after-response set-header {HEADER_UPSTREAM} %[srv_name] if {{ srv_name -m found }}",
+            f"    http-after-response set-header {HEADER_SIDE} x if {{ srv_name -m str {x_names} }}",
+            f"    http-after-response set-header {HEADER_SIDE} y if {{ srv_name -m str {y_names} }}",
+        ]
+        for b in members:
+            weight = weights[b.name] if backend_name == SPLIT_BACKEND else 1
+            lines.append(f"    server {b.name} {b.address} weight {weight}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+class HAProxySplitter(SplitterBase):
+    """A HAProxy child process in ``run_dir``; see the module docstring for the config it writes."""
+
+    kind = "haproxy"
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        run_dir: str | Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        binary: str = "haproxy",
+        initial: tuple[int, int] = (100, 0),
+        start_timeout: float = 10.0,
+    ) -> None:
+        self.backends = check_backends(backends)
+        self.run_dir = Path(run_dir).absolute()
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.binary = binary
+        self.initial = check_weights(*initial)
+        self.start_timeout = start_timeout
+        self.config_path = self.run_dir / "haproxy.cfg"
+        self.socket_path = self.run_dir / "haproxy.sock"
+        self.log_path = self.run_dir / "haproxy.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def listen_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        if self._proc is not None:
+            raise TrafficError(f"haproxy splitter on {self.listen_url} is already started (pid {self.pid})")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if len(str(self.socket_path)) > 100:
+            raise TrafficError(
+                f"the HAProxy admin socket path is {len(str(self.socket_path))} characters long; unix "
+                f"sockets allow about 100: {self.socket_path}",
+                hint="give the splitter a shorter run directory",
+            )
+        self.socket_path.unlink(missing_ok=True)
+        self.config_path.write_text(
+            render_config(
+                self.backends, port=self.port, socket_path=self.socket_path, x=self.initial[0],
+                y=self.initial[1], host=self.host,
+            )
+        )
+        log = self.log_path.open("wb")
+        try:
+            self._proc = subprocess.Popen(
+                [self.binary, "-f", str(self.config_path), "-db"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise TrafficError(
+                f"could not run HAProxy ({self.binary!r}): {exc}",
+                hint="install haproxy (Debian: apt-get install haproxy) or pass binary=",
+            ) from exc
+        finally:
+            log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            code = self._proc.poll()
+            if code is not None:
+                raise TrafficError(
+                    f"HAProxy exited with code {code} while starting on {self.host}:{self.port} "
+                    f"(config {self.config_path}); its output:\n    {tail(self._log())}",
+                    hint="if the port is taken, choose another port (or leave port unset for a free one)",
+                )
+            if self.socket_path.exists() and port_accepts(self.host, self.port):
+                try:
+                    self._command("show info")
+                    return
+                except TrafficError:
+                    pass
+            time.sleep(0.05)
+        raise TrafficError(
+            f"HAProxy (pid {self.pid}) did not become ready on {self.listen_url} within "
+            f"{self.start_timeout:.0f}s; its output:\n    {tail(self._log())}"
+        )
+
+    def _log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _command(self, command: str, timeout: float = 5.0) -> str:
+        """Send one runtime API command line over the admin socket and return the answer."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(self.socket_path))
+                sock.sendall(command.encode() + b"\n")
+                chunks = []
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    chunks.append(data)
+        except OSError as exc:
+            raise TrafficError(
+                f"HAProxy admin socket {self.socket_path} did not answer {command!r}: {exc}",
+                hint=f"is HAProxy (pid {self.pid}) still running? see {self.log_path}",
+            ) from exc
+        return b"".join(chunks).decode(errors="replace")
+
+    def _require_running(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            raise TrafficError(
+                f"the HAProxy splitter on {self.listen_url} is not running",
+                hint=f"call start() first; its log: {self.log_path}",
+            )
+
+    def set_weights(self, x: int, y: int) -> None:
+        check_weights(x, y)
+        self._require_running()
+        weights = server_weights(self.backends, x, y)
+        # One connection, commands separated by ';': HAProxy applies them back to back.
+        # The side that gains weight goes first so no instant has both sides at zero.
+        gaining = "y" if y > self.weights()[1] else "x"
+        order = sorted(self.backends, key=lambda b: b.side != gaining)
+        line = "; ".join(f"set server {SPLIT_BACKEND}/{b.name} weight {weights[b.name]}" for b in order)
+        answer = self._command(line).strip()
+        if answer:
+            raise TrafficError(
+                f"HAProxy refused the weight change to x={x}, y={y}: {answer}",
+                hint=f"the command was {line!r}",
+            )
+        seen = self.weights()
+        if seen != (x, y):
+            raise TrafficError(f"HAProxy reports weights {seen} after setting x={x}, y={y}")
+
+    def server_weights(self) -> dict[str, int]:
+        """Each server's current weight in the split backend, as HAProxy reports it."""
+        self._require_running()
+        out: dict[str, int] = {}
+        for b in self.backends:
+            answer = self._command(f"get weight {SPLIT_BACKEND}/{b.name}").strip()
+            try:
+                out[b.name] = int(answer.split()[0])
+            except (IndexError, ValueError) as exc:
+                raise TrafficError(
+                    f"HAProxy answered {answer!r} to 'get weight {SPLIT_BACKEND}/{b.name}'; expected "
+                    "'<current> (<initial>)'"
+                ) from exc
+        return out
+
+    def weights(self) -> tuple[int, int]:
+        return split_from_server_weights(self.backends, self.server_weights())
+
+    def drain(self, node_name: str) -> None:
+        self._require_running()
+        backend = next((b for b in self.backends if b.name == node_name), None)
+        if backend is None:
+            known = ", ".join(b.name for b in self.backends)
+            raise TrafficError(f"no backend named {node_name!r} behind this splitter; known: {known}")
+        targets = [SPLIT_BACKEND] + ([PIN_BACKEND] if backend.side == "y" else [])
+        for target in targets:
+            answer = self._command(f"set server {target}/{node_name} state drain").strip()
+            if answer:
+                raise TrafficError(f"HAProxy refused to drain {target}/{node_name}: {answer}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.socket_path.unlink(missing_ok=True)
