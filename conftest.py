@@ -1,3 +1,8 @@
 """The fixture plugins, listed once. Fixtures live in fixtures/; this file only names them."""
 
-pytest_plugins = ()
+pytest_plugins = (
+    "fixtures.options",
+    "fixtures.stages",
+    "fixtures.environment",
+    "fixtures.reporting",
+)

@@ -69,10 +69,12 @@ class Proxy:
         if faults.crash_after_requests is not None and self.requests > faults.crash_after_requests:
             print(f"emulator fault: crash after {faults.crash_after_requests} proxied requests", flush=True)
             os._exit(70)
-        if faults.latency_ms or faults.latency_jitter_ms:
+        faulty = self.requests - faults.after_requests  # the n-th request since the faults began
+        if faulty > 0 and (faults.latency_ms or faults.latency_jitter_ms):
             delay = faults.latency_ms + random.uniform(0, faults.latency_jitter_ms)
             await asyncio.sleep(delay / 1000)
-        if faults.error_rate and random.random() < faults.error_rate:
+        # errors are spread evenly, not drawn at random, so a rehearsal fails the same way each time
+        if faulty > 0 and int(faulty * faults.error_rate) > int((faulty - 1) * faults.error_rate):
             return self._kong(500, "An unexpected error occurred", started, request_id, accept)
         snap = self.snapshot()
         headers = request.headers

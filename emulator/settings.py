@@ -41,6 +41,7 @@ class Faults:
     crash_after_seconds: float | None = None
     refuse_cp: bool = False
     config_drift_after_seconds: float | None = None
+    after_requests: int = 0  # error-rate and latency faults start after this many proxied requests
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ def parse_faults(env: Mapping[str, str]) -> Faults:
     if keyauth not in KEYAUTH_FAULTS:
         raise SettingsError(f"{prefix}KEYAUTH={keyauth!r}: expected one of {', '.join(KEYAUTH_FAULTS)}")
     crash_requests = _float(env, prefix + "CRASH_AFTER_REQUESTS", None)
+    after = _float(env, prefix + "AFTER_REQUESTS", 0.0) or 0.0
     return Faults(
+        after_requests=int(after),
         error_rate=error_rate,
         latency_ms=_float(env, prefix + "LATENCY_MS", 0.0) or 0.0,
         latency_jitter_ms=_float(env, prefix + "LATENCY_JITTER_MS", 0.0) or 0.0,

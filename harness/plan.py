@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.compat import RULE_IDS, Version, hybrid_compatible
+from harness.compat import RULE_IDS, Version
 from harness.config import AllowRule
 from harness.errors import HarnessError, PlanError
 
@@ -41,6 +41,7 @@ FAULTS: Mapping[str, str] = {
     "crash_after_seconds": "seconds > 0",
     "refuse_cp": "true | false",
     "config_drift_after_seconds": "seconds > 0",
+    "after_requests": "a count >= 0 (error_rate and latency start after this many proxied requests)",
 }
 
 #: keys that hold secrets by value; the plan must name an environment variable instead
@@ -332,6 +333,7 @@ def _faults(section: _Section, key: str) -> dict[str, str]:
             "crash_after_seconds": lambda t: _float_in(t, 0, 86_400, lo_open=True),
             "refuse_cp": lambda t: t in ("true", "false"),
             "config_drift_after_seconds": lambda t: _float_in(t, 0, 86_400, lo_open=True),
+            "after_requests": lambda t: t.isdigit(),
         }
         if isinstance(value, list | dict) or not checks[str(name)](text):
             raise PlanError(f"{path} is {_show(value)}; expected {FAULTS[str(name)]}")
@@ -383,15 +385,10 @@ def _cluster(data: Any, path: str, *, is_y: bool, mode: str) -> ClusterPlan:
                         "(real Kong cannot inject them)",
                         hint=f"remove faults, or use the emulator image {DEFAULT_IMAGE}")
     dp_version = _version(s, "dp_version") if is_y else None
-    if dp_version is not None:
-        if mode != "hybrid":
-            raise PlanError(f"{s.sub('dp_version')} is set but mode is {mode!r}; it only applies to hybrid")
-        if version is not None:
-            ok, status, message = hybrid_compatible(version, dp_version)
-            if not ok:
-                listed = status or "never listed"
-                raise PlanError(f"{s.sub('dp_version')} is {dp_version!r}: {message} ({listed})",
-                                hint="hybrid DPs need the CP's major version and a minor <= the CP's")
+    # A dp_version the CP would refuse is a valid plan: the considerations stage reports it as a
+    # blocking finding, and a rehearsal may accept that finding to show the live check catch it.
+    if dp_version is not None and mode != "hybrid":
+        raise PlanError(f"{s.sub('dp_version')} is set but mode is {mode!r}; it only applies to hybrid")
     return ClusterPlan(provider, version, count, initial, image, nodes, faults, dp_version)
 
 

@@ -52,3 +52,12 @@ def test_config_drift_and_echo_in_process(emulators) -> None:  # type: ignore[no
     before = httpx.get(node.admin + "/status").json()["configuration_hash"]
     wait_for("the drift", lambda: httpx.get(node.admin + "/status").json()["configuration_hash"] != before)
     assert httpx.get(node.admin + "/services/echo").json()["retries"] == 6
+
+
+def test_error_rate_is_spread_evenly_after_the_warm_up(emulators, echo: Echo) -> None:  # type: ignore[no-untyped-def]
+    node = emulators("3.8.1", config=basic_config(echo.url), env={
+        "KONG_EMULATOR_FAULT_ERROR_RATE": "0.25", "KONG_EMULATOR_FAULT_AFTER_REQUESTS": "10"})
+    statuses = [httpx.get(node.proxy + "/open").status_code for _ in range(30)]
+    assert statuses[:10] == [200] * 10  # the warm-up: a node that degrades only under load
+    # then every 4th request fails, the same way on every run
+    assert statuses[10:] == [200, 200, 200, 500] * 5

@@ -161,8 +161,6 @@ def test_hybrid_and_existing_and_command_splitter() -> None:
         (mutate("x.faults", {"eror_rate": 0.1}), "(did you mean 'error_rate'?)"),
         (mutate("x.image", "kong:3.4"), "x.image is 'kong:3.4' but x.provider is 'process'"),
         (mutate("y.dp_version", "3.7.0"), "y.dp_version is set but mode is 'dbless'"),
-        (mutate("y.dp_version", "3.9.0", mutate("mode", "hybrid")),
-         "data plane version 3.9.0 is incompatible with older control plane version 3.8.1"),
         (mutate("x", {"provider": "existing", "nodes": [{"role": "dbless", "admin_url": "localhost:8001"}]}),
          "x.nodes[0].admin_url is 'localhost:8001'; expected http(s)://host:port"),
         (mutate("x", {"provider": "existing", "nodes": []}), "x.nodes is empty"),
@@ -189,3 +187,9 @@ def test_admin_token_env_must_be_set_when_named() -> None:
 def test_missing_plan_file(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match="does not exist"):
         load_plan(tmp_path / "nope.yaml")
+
+
+def test_a_data_plane_newer_than_its_control_plane_is_a_valid_plan() -> None:
+    # considerations reports it (blocking); a rehearsal may accept it to watch the live check catch it
+    plan = parse_plan(mutate("y.dp_version", "3.9.0", mutate("mode", "hybrid")), PLANS)
+    assert plan.y.dp_version == "3.9.0"

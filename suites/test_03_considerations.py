@@ -1,0 +1,30 @@
+"""Stage 3 of 8 — considerations: the breaking changes between X's and Y's versions, for this config.
+
+Runbook step 3 (weigh upgrade considerations and breaking changes). Every rule whose version
+boundary the upgrade crosses is checked against X's backup and kong.conf; each finding says what
+breaks and what to do. Findings at or above ``considerations.fail_on`` fail the stage unless the
+plan accepts them with a reason.
+"""
+
+import pytest
+
+from harness import Plan, UpgradeEnvironment, breaking_changes
+
+pytestmark = pytest.mark.stage("considerations")
+
+
+def test_breaking_changes_reviewed(upgrade: UpgradeEnvironment, plan: Plan, evidence, stage_figures) -> None:
+    review = breaking_changes(upgrade, plan)
+    evidence.attach_json("breaking-change findings", [f.to_dict() for f in review.findings])
+    evidence.attach_text("breaking-change findings (explained)", review.render_text())
+    stage_figures("findings", f"{len(review.findings)} ({len(review.blocking)} blocking, {len(review.accepted)} accepted)")
+    evidence.save_json("findings.json", [f.to_dict() for f in review.findings])
+    assert not review.blocking, (
+        f"breaking changes block the upgrade {review.x_version} -> {review.y_version} "
+        f"(fail_on={plan.considerations.fail_on}):\n{review.render_blocking()}\n"
+        "Fix them in X's configuration (on a copy), or accept each in the plan's considerations.accept "
+        "with a reason."
+    )
+
+
+from invariants import test_x_config_unchanged, test_x_never_written  # noqa: E402,F401
