@@ -64,6 +64,11 @@ def docker_available(image: str = EMULATOR_IMAGE) -> tuple[bool, str]:
     return True, f"Docker engine answers and image {image} is present"
 
 
+def _get_status(url: str) -> int:
+    with httpx.Client(timeout=1) as client:
+        return client.get(url).status_code
+
+
 def existing_spec(entry: Any) -> str:
     """The node spec of an existing node from the plan (admin URL, or a DP's Status API URL)."""
     base = entry.admin_url or entry.status_url
@@ -99,9 +104,9 @@ class XAudit:
     write_attempts: list[str]
 
 
-@dataclass
+@dataclass(repr=False)
 class UpgradeEnvironment:
-    """Everything one upgrade run starts and talks to."""
+    """Everything one upgrade run starts and talks to. Its repr is short: no config, no secret."""
 
     plan: Plan
     run_dir: Path
@@ -121,6 +126,7 @@ class UpgradeEnvironment:
     provider_notes: dict[str, str] = field(default_factory=dict)
     record: RunRecord = field(default_factory=RunRecord)
     _x_clients: list[ReadOnlyAdmin] = field(default_factory=list)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _x_methods: list[str] = field(default_factory=list)
     _traffic: Any = None
     _providers: dict[str, NodeProvider] = field(default_factory=dict)
@@ -143,6 +149,9 @@ class UpgradeEnvironment:
         rec.splitter = self.plan.traffic.splitter
         if self.admin_token:
             self.learn_secrets([self.admin_token])
+
+    def __repr__(self) -> str:
+        return f"UpgradeEnvironment(plan={self.plan.name!r}, run_id={self.run_id!r})"
 
     def learn_secrets(self, values: Any) -> None:
         """Secret values met during the run: kept out of every report and attachment from now on."""
@@ -183,14 +192,14 @@ class UpgradeEnvironment:
         if self.plan.config.upstream != "echo" or self.upstream_url:
             return self.upstream_url
         port = free_port()
-        log = (self.work_dir / "echo.log").open("wb")
-        self._echo = subprocess.Popen(
-            [sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-        )
+        with (self.work_dir / "echo.log").open("wb") as log:  # the child keeps its own handle
+            self._echo = subprocess.Popen(
+                [sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+            )
         url = f"http://127.0.0.1:{port}"
         wait_until(
-            lambda: httpx.get(url + "/", timeout=1).status_code,
+            lambda: _get_status(url + "/"),
             ok=lambda code: code == 200 or self._echo is None or self._echo.poll() is not None,
             what="the echo upstream to answer", where=url, timeout=15,
             logs=lambda: (self.work_dir / "echo.log").read_text(errors="replace"),
@@ -270,10 +279,13 @@ class UpgradeEnvironment:
         node = node or self.x_cp or self.x_nodes[0]
         if node.admin_url is None:
             raise HarnessError(f"{node} has no Admin API (a data plane)", hint="read the CP instead")
-        client = ReadOnlyAdmin(node.admin_url, token=self.admin_token,
-                               transport=_AuditTransport(self._x_methods))
-        self._x_clients.append(client)
-        return client
+        key = ("x-admin", node.admin_url)
+        if key not in self._clients:
+            client = ReadOnlyAdmin(node.admin_url, token=self.admin_token,
+                                   transport=_AuditTransport(self._x_methods))
+            self._x_clients.append(client)
+            self._clients[key] = client
+        return self._clients[key]  # type: ignore[no-any-return]
 
     def x_audit(self) -> XAudit:
         """What the harness sent to X: every request's method, and the kind of each client it used."""
@@ -308,7 +320,22 @@ class UpgradeEnvironment:
     def y_admin(self, node: Node | None = None) -> AdminClient:
         node = node or self.y_cp or self.y_nodes[0]
         assert node.admin_url is not None
-        return AdminClient(node.admin_url, token=self.admin_token)
+        if node.cluster == "x":
+            raise HarnessError(f"refused a writable client on {node}: cluster X is read-only")
+        key = ("y-admin", node.admin_url)
+        if key not in self._clients:
+            self._clients[key] = AdminClient(node.admin_url, token=self.admin_token)
+        return self._clients[key]  # type: ignore[no-any-return]
+
+    def status_client(self, node: Node) -> StatusClient:
+        """The Status API of a node (a DP has only that); on a node without one, its Admin API."""
+        url = node.status_url or node.admin_url
+        if url is None:
+            raise HarnessError(f"{node} has neither a Status API nor an Admin API URL")
+        key = ("status", url)
+        if key not in self._clients:
+            self._clients[key] = StatusClient(url)
+        return self._clients[key]  # type: ignore[no-any-return]
 
     def deploy_y(self, count: int) -> list[Node]:
         """Start Y nodes until there are ``count`` proxy nodes, each loaded and ready."""
@@ -337,7 +364,7 @@ class UpgradeEnvironment:
         return self.y_nodes
 
     def wait_ready(self, node: Node, timeout: float = 30) -> None:
-        status = StatusClient(node.status_url or node.admin_url or "")
+        status = self.status_client(node)
         wait_until(
             status.ready, ok=lambda r: r[0] == 200, what="/status/ready to answer 200", where=str(node),
             timeout=timeout, logs=lambda: self.provider(node.provider).logs(node),
@@ -391,7 +418,7 @@ class UpgradeEnvironment:
             if node.admin_url:
                 out.append((node, admin(node).root()))
                 continue
-            StatusClient(node.status_url or "").status()  # answers, or raises naming the node
+            self.status_client(node).status()  # answers, or raises naming the node
             if rows is None:
                 rows = admin(cp).data_planes() if cp is not None else ()
             versions = sorted({r.version for r in rows if r.version})
@@ -412,7 +439,7 @@ class UpgradeEnvironment:
         out = []
         for node in self.all_y():
             try:
-                code, message = StatusClient(node.status_url or node.admin_url or "").ready()
+                code, message = self.status_client(node).ready()
             except HarnessError as exc:
                 out.append(f"{node}: {exc.message}")
                 continue
@@ -501,6 +528,10 @@ class UpgradeEnvironment:
                 errors.append(f"returning traffic to X: {exc}")
             with suppress(Exception):
                 self.splitter.stop()
+        for client in self._clients.values():
+            with suppress(Exception):
+                client.close()
+        self._clients.clear()
         for prov in reversed(list(self._providers.values())):
             try:
                 prov.close()

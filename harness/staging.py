@@ -100,9 +100,9 @@ def restore_into_scratch(env: UpgradeEnvironment, backup: Backup) -> dict[str, A
     version = env.plan.x.version or env.x_info()[0][1].version
     with env.scratch_node(version) as node:
         assert node.admin_url is not None
-        admin = AdminClient(node.admin_url)
-        admin.post_config(backup.text)
-        return capture_declarative(admin)
+        with AdminClient(node.admin_url) as admin:
+            admin.post_config(backup.text)
+            return capture_declarative(admin)
 
 
 # ---- parity --------------------------------------------------------------------------------------
@@ -243,16 +243,16 @@ class DataPlaneReport:
 
 def data_plane_report(env: UpgradeEnvironment, dps: Sequence[Node], cp: Node) -> DataPlaneReport:
     assert cp.admin_url is not None
-    rows = AdminClient(cp.admin_url, token=env.admin_token).data_planes()
+    rows = env.y_admin(cp).data_planes()
     now = time.time()
     fresh = [r for r in rows if r.last_seen and now - r.last_seen <= LAST_SEEN_FRESH_S]
     problems: list[str] = []
     hashes = {}
     for node in dps:
-        code, message = StatusClient(node.status_url or "").ready()
+        code, message = env.status_client(node).ready()
         if code != 200:
             problems.append(f"{node}: /status/ready {code} {message!r}")
-        hashes[node.name] = StatusClient(node.status_url or "").status().get("configuration_hash")
+        hashes[node.name] = env.status_client(node).status().get("configuration_hash")
     if len(fresh) < len(dps):
         stale = [f"{r.hostname} {r.version} last_seen {now - (r.last_seen or 0):.0f}s ago, {r.sync_status}"
                  for r in rows if r not in fresh]
@@ -277,14 +277,14 @@ def data_plane_report(env: UpgradeEnvironment, dps: Sequence[Node], cp: Node) ->
 
 def smoke(env: UpgradeEnvironment, corpus: Corpus, reference: Node, nodes: Sequence[Node]) -> list[str]:
     problems: list[str] = []
-    ref_hash = StatusClient(reference.status_url or "").status().get("configuration_hash")
+    ref_hash = env.status_client(reference).status().get("configuration_hash")
     with _client() as client:
         for node in nodes:
-            code, message = StatusClient(node.status_url or "").ready()
+            code, message = env.status_client(node).ready()
             if code != 200:
                 problems.append(f"{node}: /status/ready {code} {message!r}")
                 continue
-            h = StatusClient(node.status_url or "").status().get("configuration_hash")
+            h = env.status_client(node).status().get("configuration_hash")
             if h != ref_hash:
                 problems.append(f"config drift: {node} carries hash {h}, {reference} carries {ref_hash}")
             for req in corpus.requests:
@@ -305,7 +305,7 @@ def x_config_hashes(env: UpgradeEnvironment) -> dict[str, str]:
         if node.admin_url:
             status = env.x_admin(node).status()
         else:
-            status = StatusClient(node.status_url or "").status()
+            status = env.status_client(node).status()
         value = status.get("configuration_hash")
         if not isinstance(value, str):
             raise HarnessError(
@@ -393,8 +393,10 @@ def retire_x(env: UpgradeEnvironment) -> Retired:
             continue
         env.provider(node.provider).stop(node)
         stopped.append(node.name)
+        url = (node.status_url or node.admin_url or node.proxy_url or "") + "/status"
         try:
-            httpx.get((node.status_url or node.admin_url or node.proxy_url or "") + "/status", timeout=1)
+            with httpx.Client(timeout=1) as client:
+                client.get(url)
             still.append(str(node))
         except httpx.TransportError:
             pass

@@ -24,8 +24,8 @@ def test_x_nodes_answer_with_expected_version_and_role(upgrade: UpgradeEnvironme
     for node, info in upgrade.read_x_nodes():
         if plan.x.version and info.version and Version.parse(info.version) != Version.parse(plan.x.version):
             problems.append(f"{node}: runs {info.version}, the plan says {plan.x.version}")
-        if info.role != node.role:
-            problems.append(f"{node}: runs as {info.role}, the plan expects {node.role}")
+        if info.mode != node.role:
+            problems.append(f"{node}: runs as {info.mode}, the plan expects {node.role}")
     assert not problems, "X does not match the plan: " + "; ".join(problems)
 
 

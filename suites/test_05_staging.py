@@ -18,8 +18,8 @@ def test_config_parity(upgrade: UpgradeEnvironment, plan: Plan, evidence, stage_
     evidence.attach_json("config parity X vs Y", result.to_dict())
     evidence.attach_html("config parity X vs Y", result.render_html())
     evidence.save_json("parity.json", result.to_dict())
-    stage_figures("parity", result.summary_line())
-    assert result.empty, f"config drift: Y's configuration differs from X's:\n{result.render_text()}"
+    stage_figures("parity", result.summary())
+    assert result.clean, f"config drift: Y's configuration differs from X's:\n{result.render_text()}"
 
 
 def test_differential_requests(upgrade: UpgradeEnvironment, evidence, stage_figures) -> None:
