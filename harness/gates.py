@@ -9,7 +9,7 @@ A step's probe window is judged by four kinds of check:
 * error rate Y against X: Y's rate higher than X's by more than ``max_error_rate_delta`` AND a
   one-sided two-proportion z test significant at ``alpha``; both are needed, so a tiny but
   "significant" difference on a big window or a big but noisy one on a small window does not fail;
-* latency Y against X: Mann–Whitney U (one-sided: Y slower) significant at ``alpha`` AND Y's
+* latency Y against X: Mann-Whitney U (one-sided: Y slower) significant at ``alpha`` AND Y's
   median above X's by more than ``max_latency_shift_ms`` (the practical shift).
 
 At 100 % Y the window has no X sample: the comparisons use the caller's ``baseline`` window (the
@@ -226,9 +226,10 @@ def judge(window: ProbeWindow, config: GateConfig, *, baseline: ProbeWindow | No
     else:
         checks.append(GateCheck(
             "comparison", None, None, None,
-            f"Y against {ref_name} not compared: {window.y.count} Y and {reference.count} {ref_name} answers, "
-            f"need {config.min_samples} each" + ("" if baseline or window.x.count else
-                                                 "; at 100 % Y pass the last window with X traffic as baseline"),
+            f"Y against {ref_name} not compared: {window.y.count} Y and {reference.count} {ref_name} "
+            f"answers, need {config.min_samples} each"
+            + ("" if baseline or window.x.count else
+               "; at 100 % Y pass the last window with X traffic as baseline"),
             "inconclusive",
         ))
 

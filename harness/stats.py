@@ -1,5 +1,5 @@
 """The statistics the gates use, written out (no scipy): percentiles, a two-proportion z test and
-the Mann–Whitney U test, both with the normal approximation.
+the Mann-Whitney U test, both with the normal approximation.
 
 Windows hold hundreds to thousands of samples, where the normal approximation is good. Below
 about 20 samples per group the p-values are rough; the gates never judge that few (min_samples).
@@ -93,7 +93,7 @@ def two_proportion_z(
 
 @dataclass(frozen=True)
 class MannWhitneyResult:
-    """Mann–Whitney U of sample A against sample B.
+    """Mann-Whitney U of sample A against sample B.
 
     ``u`` is A's statistic: the number of (a, b) pairs with a > b, ties counting one half. Under
     "no difference" its mean is n_a n_b / 2. ``common_language`` = u / (n_a n_b) is the chance a
@@ -134,7 +134,7 @@ def _ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
 def mann_whitney_u(
     a: Sequence[float], b: Sequence[float], alternative: Alternative = "greater"
 ) -> MannWhitneyResult:
-    """Mann–Whitney U test, normal approximation with tie correction and continuity correction.
+    """Mann-Whitney U test, normal approximation with tie correction and continuity correction.
 
     "greater": A tends to be larger than B (for latencies: A slower).
 

@@ -13,8 +13,9 @@ Concurrency is asyncio in a thread of its own with one ``aiohttp.ClientSession``
 measured first on this 2-core machine against a static nginx: httpx.AsyncClient 2.3-4.0 ms of CPU
 per request (under 500 req/s, the probe lagged seconds behind its schedule), httpx.Client in
 threads 0.9 ms, aiohttp 0.22-0.32 ms; ``benchmarks/probe_rate.py`` measures the resulting ceiling.
-The sending is one seam (``Sender``), so tests drive the probe with a fake target and no sockets. The probe runs in the foreground (``run``) or in the
-background across several steps (``start`` / ``take_window`` / ``stop``).
+The sending is one seam (``Sender``), so tests drive the probe with a fake target and no sockets.
+The probe runs in the foreground (``run``) or in the background across several steps (``start`` /
+``take_window`` / ``stop``).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class ProbeRecord:
     error: str | None
     pinned: bool
     ok: bool
+    retries: int = 0   # idempotent request resent once after the server closed a kept-alive connection
 
     @property
     def failed(self) -> bool:
@@ -175,6 +177,7 @@ class ProbeWindow:
     probe_errors: int      # no HTTP answer: connection refused, timeout, broken response
     lag_p99_ms: float | None
     late: int              # records sent more than LATE_MS after their scheduled time
+    retried: int = 0       # records whose request was resent once on a fresh connection
 
     LATE_MS = 5.0
 
@@ -197,6 +200,7 @@ class ProbeWindow:
             probe_errors=sum(1 for r in records if r.probe_error),
             lag_p99_ms=percentile(lags, 99),
             late=sum(1 for lag in lags if lag > cls.LATE_MS),
+            retried=sum(1 for r in records if r.retries),
         )
 
     @property
@@ -225,6 +229,7 @@ class ProbeWindow:
             "label": self.label, "weights": self.weights, "count": self.count, "share_y": self.share_y,
             "x": figures(self.x), "y": figures(self.y), "unattributed": self.unattributed,
             "probe_errors": self.probe_errors, "lag_p99_ms": self.lag_p99_ms, "late": self.late,
+            "retried": self.retried,
         }
 
     def to_csv(self, path: str | Path) -> Path:
@@ -269,12 +274,23 @@ class ProbeTransportError(Exception):
         self.kind = kind
 
 
-# A Sender sends one request and returns (status, lower-case headers), or raises ProbeTransportError.
-Sender = Callable[[str, str, Mapping[str, str], "bytes | None"], Awaitable[tuple[int, Mapping[str, str]]]]
+# A Sender sends one request and returns (status, lower-case headers, retries), or raises
+# ProbeTransportError when no HTTP answer came.
+Sender = Callable[
+    [str, str, Mapping[str, str], "bytes | None"], Awaitable[tuple[int, Mapping[str, str], int]]
+]
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class AiohttpSender:
-    """The real Sender: one aiohttp session with a bounded keep-alive connection pool."""
+    """The real Sender: one aiohttp session with a bounded keep-alive connection pool.
+
+    When the server closes a kept-alive connection just as a request goes out on it (nginx does
+    this to idle connections on every reload), no byte of an answer came: an idempotent request is
+    then sent once more on a new connection, as browsers and most HTTP clients do (RFC 9110,
+    9.2.2). The record counts the retry; its latency still runs from the scheduled time.
+    """
 
     def __init__(self, base_url: str, *, timeout: float, max_connections: int) -> None:
         self.base_url = base_url
@@ -296,20 +312,27 @@ class AiohttpSender:
 
     async def __call__(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | None
-    ) -> tuple[int, Mapping[str, str]]:
+    ) -> tuple[int, Mapping[str, str], int]:
         assert self._session is not None
+        url = URL(self.base_url + path, encoded=True)
+        retries = 0
         try:
-            async with self._session.request(
-                method, URL(self.base_url + path, encoded=True), headers=dict(headers), data=body,
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                seen: dict[str, str] = {}
-                for name, value in response.headers.items():
-                    key = name.lower()
-                    seen[key] = f"{seen[key]}, {value}" if key in seen else value
-                return response.status, seen
-        except asyncio.TimeoutError as exc:
+            while True:
+                try:
+                    async with self._session.request(
+                        method, url, headers=dict(headers), data=body, allow_redirects=False,
+                    ) as response:
+                        await response.read()
+                        seen: dict[str, str] = {}
+                        for name, value in response.headers.items():
+                            key = name.lower()
+                            seen[key] = f"{seen[key]}, {value}" if key in seen else value
+                        return response.status, seen, retries
+                except aiohttp.ServerDisconnectedError:
+                    if retries or method not in IDEMPOTENT:
+                        raise
+                    retries += 1
+        except TimeoutError as exc:
             raise ProbeTransportError("timeout") from exc
         except aiohttp.ClientConnectorError as exc:
             raise ProbeTransportError("connect", str(exc)) from exc
@@ -495,8 +518,11 @@ class Probe:
         side: Side | None = None
         node: str | None = None
         error: str | None = None
+        retries = 0
         try:
-            status, response_headers = await send(request.method, request.path, headers, request.body)
+            status, response_headers, retries = await send(
+                request.method, request.path, headers, request.body
+            )
             side, node = attribute(response_headers, self.version_sides)
         except ProbeTransportError as exc:
             error = exc.kind
@@ -518,6 +544,7 @@ class Probe:
             error=error,
             pinned=self.pin_y,
             ok=status is not None and request.accepts(status),
+            retries=retries,
         )
         with self._lock:
             self._window.append(record)
