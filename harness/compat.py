@@ -552,7 +552,21 @@ RULES: tuple[Rule, ...] = (
          lambda ctx: [("kong.conf:node_id", "X sets node_id")] if "node_id" in ctx.kong_conf else []),
 )
 
-RULE_IDS: frozenset[str] = frozenset(rule.id for rule in RULES)
+HYBRID_DP_VERSION = "hybrid-dp-version"
+RULE_IDS: frozenset[str] = frozenset(rule.id for rule in RULES) | {HYBRID_DP_VERSION}
+
+
+def check_hybrid_versions(cp: str | Version, dp: str | Version) -> Finding | None:
+    """The hybrid rule for a planned CP and its DPs (KONG-FACTS §3.3): a finding when the CP would refuse them."""
+    ok, status, message = hybrid_compatible(cp, dp)
+    if ok:
+        return None
+    return Finding(
+        HYBRID_DP_VERSION, "error", "node",
+        f"{message}; the CP records the DP as {status} and sends it no configuration",
+        "run every data plane at the control plane's major version and at its minor version or older",
+        str(_v(cp)), "Data planes newer than (or a major apart from) their control plane",
+    )
 
 
 def _scope_label(plugin: Mapping[str, Any], parent: str | None = None) -> str:

@@ -348,9 +348,16 @@ class UpgradeEnvironment:
         while len(self.y_nodes) < count:
             i = len(self.y_nodes) + 1
             if self.hybrid:
-                node = prov.start(self._request(
-                    f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y.version, cp=self.y_cp,
-                    faults=plan.y.faults))
+                try:
+                    node = prov.start(self._request(
+                        f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y.version, cp=self.y_cp,
+                        faults=plan.y.faults))
+                except NodeStartError as exc:
+                    raise NodeStartError(
+                        f"data plane dp-y{i} ({plan.y.dp_version or plan.y.version}) did not become ready under "
+                        f"{self.y_cp}; the control plane lists: {self._data_plane_rows()}\n{exc.message}",
+                        hint=exc.hint,
+                    ) from exc
             else:
                 node = prov.start(self._request(f"y{i}", "y", "dbless", plan.y.version, faults=plan.y.faults))
                 self.y_nodes.append(node)  # owned from here on, stopped by close() even if loading fails
@@ -362,6 +369,15 @@ class UpgradeEnvironment:
             self.wait_ready(node)
             self.log(f"Y data plane {node} joined {self.y_cp} and is ready")
         return self.y_nodes
+
+    def _data_plane_rows(self) -> str:
+        if self.y_cp is None:
+            return "(no control plane)"
+        try:
+            rows = self.y_admin(self.y_cp).data_planes()
+        except HarnessError as exc:
+            return f"(cannot read /clustering/data-planes: {exc.message})"
+        return "; ".join(f"{r.hostname} version {r.version} sync_status {r.sync_status}" for r in rows) or "none"
 
     def wait_ready(self, node: Node, timeout: float = 30) -> None:
         status = self.status_client(node)

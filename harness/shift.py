@@ -144,9 +144,12 @@ class TrafficRun:
         return sum(1 for s in self.steps if not s.failed)
 
     def _window(self, seconds: float, weights: tuple[int, int], label: str) -> ProbeWindow:
-        self.probe.take_window()  # drop what was in flight before the weights changed
+        """The requests scheduled after the weights changed, over ``seconds``."""
+        changed = self.probe.now()
+        self.probe.take_window()
         time.sleep(seconds)
-        return self.probe.take_window(label=label, weights=weights)
+        window = self.probe.take_window(label=label, weights=weights)
+        return ProbeWindow.of([r for r in window.records if r.scheduled >= changed], label=label, weights=weights)
 
     def step(self, weight_y: int) -> StepOutcome:
         weights = (100 - weight_y, weight_y)
@@ -156,9 +159,11 @@ class TrafficRun:
             raise TrafficError(f"the splitter reports weights {seen} after being set to {weights}",
                                hint="check the balancer's runtime API or the command splitter's get_weights")
         window = self._window(self.hold_seconds, weights, f"{weight_y} % Y")
-        result = judge(window, self.gate, baseline=self.baseline if window.x.count == 0 else None)
+        # with (almost) nothing on X, Y is compared with the last window in which X carried traffic
+        enough_x = window.x.count >= self.gate.min_samples
+        result = judge(window, self.gate, baseline=None if enough_x else self.baseline)
         outcome = StepOutcome(weight_y, window, result, self.gate.observe_only)
-        if window.x.count:
+        if enough_x:
             self.baseline = window
         self.steps.append(outcome)
         w = window

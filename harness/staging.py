@@ -18,7 +18,7 @@ import yaml
 
 from harness.admin import AdminClient, StatusClient
 from harness.behaviour import key_auth_401
-from harness.compat import Finding, check_upgrade, explain, hybrid_compatible
+from harness.compat import Finding, check_hybrid_versions, check_upgrade, explain
 from harness.config import ConfigDiff, capture_declarative, diff, normalise, redact
 from harness.corpus import Corpus, CorpusRequest, build_corpus
 from harness.differential import Difference, Observation, compare, observe
@@ -352,12 +352,9 @@ def breaking_changes(env: UpgradeEnvironment, plan: Plan) -> Review:
     findings = list(check_upgrade(x_version, plan.y.version, config, dict(plan.considerations.kong_conf),
                                   mode=plan.mode))
     if plan.mode == "hybrid" and plan.y.dp_version:
-        ok, status, message = hybrid_compatible(plan.y.version, plan.y.dp_version)
-        if not ok:
-            findings.insert(0, Finding(
-                "hybrid-dp-version", "error", "node", f"{message}; the CP lists the DP as {status} and "
-                "sends it no configuration", "run every Y data plane at the CP's minor version or older",
-                plan.y.version, "Y data planes newer than their control plane"))
+        finding = check_hybrid_versions(plan.y.version, plan.y.dp_version)
+        if finding is not None:
+            findings.insert(0, finding)
     threshold = {"error": 2, "warning": 1, "never": 3}[plan.considerations.fail_on]
     accepted_ids = {a.id: a.reason for a in plan.considerations.accept}
     accepted = tuple((f, accepted_ids[f.id]) for f in findings if f.id in accepted_ids)

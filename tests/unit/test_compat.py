@@ -177,3 +177,13 @@ def test_explain_renders_every_part() -> None:
     text = explain(finding)
     assert "via-header-format" in text and "3.8.0" in text and finding.action in text
     assert finding.to_dict()["introduced_in"] == "3.8.0"
+
+
+def test_check_hybrid_versions_names_the_refusal() -> None:
+    from harness.compat import HYBRID_DP_VERSION, RULE_IDS, check_hybrid_versions
+
+    assert check_hybrid_versions("3.8.1", "3.7.0") is None
+    finding = check_hybrid_versions("3.8.1", "3.9.1")
+    assert finding is not None and finding.id == HYBRID_DP_VERSION in RULE_IDS
+    assert finding.severity == "error"
+    assert "kong_version_incompatible" in finding.breaks
