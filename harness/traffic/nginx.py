@@ -223,11 +223,13 @@ class NginxSplitter(SplitterBase):
             raise
 
     def _output(self) -> str:
-        text = ""
+        """nginx's stderr, or its error log when stderr was empty (they mostly repeat each other)."""
         for path in (self.output_path, self.error_log):
             with contextlib.suppress(OSError):
-                text += path.read_text(errors="replace")
-        return text
+                text = path.read_text(errors="replace")
+                if text.strip():
+                    return text
+        return ""
 
     def _read_status(self) -> tuple[int, dict[str, int]]:
         """(generation, per-server weights) from the running nginx, on a fresh connection."""
