@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from harness.corpus import Corpus
 from harness.errors import TrafficError
-from harness.gates import GateConfig, GateResult, judge
+from harness.gates import GateCheck, GateConfig, GateResult, judge
 from harness.report.model import Rollback, StepResult
 from harness.traffic.probe import CSV_FIELDS, Probe, ProbeRequest, ProbeWindow
 
@@ -25,6 +25,25 @@ if TYPE_CHECKING:
 
 ROLLBACK_PROOF_REQUESTS = 50     # consecutive answers from X, none failed, that prove a rollback
 ROLLBACK_PROOF_TIMEOUT_S = 10.0
+
+
+def with_completeness(result: GateResult, window: ProbeWindow, *, expected: int, budget: float) -> GateResult:
+    """Add the check that the probe's scheduled requests came back: a stalled or crashed node holds
+    requests until they time out, after the window closes, so they would otherwise go unseen."""
+    missing = max(0, expected - window.count)
+    fraction = missing / expected if expected else 0.0
+    ok = fraction <= budget
+    check = GateCheck(
+        "completeness", round(fraction, 4), budget, True if ok else None,
+        f"{window.count} of {expected} scheduled requests completed within the window"
+        + ("" if ok else f": {missing} missing ({100 * fraction:.1f} % > {100 * budget:.1f} %), "
+           "requests stalled or a node stopped answering"),
+        "pass" if ok else "inconclusive",
+    )
+    outcome = result.outcome
+    if not ok and outcome == "pass":
+        outcome = "inconclusive"
+    return replace(result, outcome=outcome, checks=(*result.checks, check))
 
 
 def window_csv(window: ProbeWindow) -> str:
@@ -161,7 +180,10 @@ class TrafficRun:
         window = self._window(self.hold_seconds, weights, f"{weight_y} % Y")
         # with (almost) nothing on X, Y is compared with the last window in which X carried traffic
         enough_x = window.x.count >= self.gate.min_samples
-        result = judge(window, self.gate, baseline=None if enough_x else self.baseline)
+        result = with_completeness(
+            judge(window, self.gate, baseline=None if enough_x else self.baseline),
+            window, expected=int(self.probe.rate * self.hold_seconds), budget=self.gate.max_probe_error_rate,
+        )
         outcome = StepOutcome(weight_y, window, result, self.gate.observe_only)
         if enough_x:
             self.baseline = window
