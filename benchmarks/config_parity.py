@@ -118,8 +118,8 @@ def generate_x(sizes: Sizes, seed: int = 7) -> dict[str, Any]:
         credentials.append({"id": new_id(), "created_at": TS_X, "key": key,
                             "consumer": consumer["id"], "tags": None, "ttl": None})
     n_rate, n_key, n_corr = _plugin_split(sizes)
-    common = {"enabled": True, "instance_name": None, "protocols": ["grpc", "grpcs", "http", "https"],
-              "tags": None, "service": None, "route": None, "consumer": None}
+    common: dict[str, Any] = {"enabled": True, "instance_name": None,
+                              "protocols": ["grpc", "grpcs", "http", "https"], "tags": None, "service": None, "route": None, "consumer": None}
     for i in range(n_rate):
         plugins.append({"id": new_id(), **ts, **common, "name": "rate-limiting", "service": services[i]["id"],
                         "config": {"minute": 100 + i % 7, "second": None, "hour": None, "policy": "local",
@@ -385,7 +385,9 @@ def build_table(full: dict[str, Any], small_ours: dict[str, Any], small_base: di
         rows.append(Row("normalise + diff, full size", f"failed: {full['error']}", target="<= 3 s",
                         met=False))
     else:
-        chk = Check(**{k: tuple(v) if isinstance(v, list) else v for k, v in full["check"].items()})
+        raw_check: dict[str, Any] = full["check"]
+        chk = Check(int(raw_check["reported"]), int(raw_check["planted"]), tuple(raw_check["missing"]),
+                    tuple(raw_check["unexpected"]))
         rows.append(Row("normalise + diff, full size", fmt_seconds(full["seconds"]), "-", "-",
                         f"<= {TARGET_SECONDS:.0f} s", full["seconds"] <= TARGET_SECONDS))
         rows.append(Row("peak memory, full size", fmt_mib(full["peak_traced_bytes"]), "-", "-", "-"))
