@@ -119,7 +119,8 @@ def generate_x(sizes: Sizes, seed: int = 7) -> dict[str, Any]:
                             "consumer": consumer["id"], "tags": None, "ttl": None})
     n_rate, n_key, n_corr = _plugin_split(sizes)
     common: dict[str, Any] = {"enabled": True, "instance_name": None,
-                              "protocols": ["grpc", "grpcs", "http", "https"], "tags": None, "service": None, "route": None, "consumer": None}
+                              "protocols": ["grpc", "grpcs", "http", "https"], "tags": None,
+                              "service": None, "route": None, "consumer": None}
     for i in range(n_rate):
         plugins.append({"id": new_id(), **ts, **common, "name": "rate-limiting", "service": services[i]["id"],
                         "config": {"minute": 100 + i % 7, "second": None, "hour": None, "policy": "local",
