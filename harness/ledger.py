@@ -150,11 +150,17 @@ class Ledger:
 
 
 def latest_run_dir(runs_root: Path, plan_name: str) -> Path | None:
-    """The newest run folder of ``plan_name`` under ``runs_root`` that has a ledger."""
+    """The newest run folder of ``plan_name`` under ``runs_root`` that has a ledger.
+
+    Folders are ``<UTC time>[.n]-<plan name>``; the time part has no '-', so the folder of plan
+    ``y-crash`` is not taken for plan ``crash``.
+    """
     if not runs_root.is_dir():
         return None
+    suffix = f"-{plan_name}"
     candidates = sorted(
-        (p for p in runs_root.iterdir() if p.is_dir() and p.name.endswith(f"-{plan_name}")),
+        (p for p in runs_root.iterdir()
+         if p.is_dir() and p.name.endswith(suffix) and "-" not in p.name[: -len(suffix)]),
         key=lambda p: p.name,
     )
     for p in reversed(candidates):
