@@ -59,7 +59,7 @@ def no_route_404(version: str | Version) -> ExpectedError:
 def via_pattern(version: str | Version) -> re.Pattern[str]:
     """The ``Via`` Kong adds to proxied responses: ``kong/x.y.z`` up to 3.7, ``1.1 kong/x.y.z`` from 3.8."""
     v = _v(version)
-    ver = re.escape(str(v))
+    ver = re.escape(str(v)) + r"(?![\w.-])"  # 3.7.1 is not 3.7.10, 3.4.3.1 is not 3.4.3.12
     if _at_least(v, 3, 8):
         return re.compile(rf"(?:^|,\s*)(?:1\.1|2|1\.0) kong/{ver}")
     return re.compile(rf"^kong/{ver}")
