@@ -12,10 +12,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 Auth = Literal["none", "good", "missing", "invalid"]
 
 PROBE_HOST = "kuh-probe.invalid"  # a Host header no route filters on, the same for X and Y
+WRONG_KEY = "kuh-not-a-real-key"  # not a secret: sent where a route's key-auth reads keys
 
 
 @dataclass(frozen=True)
@@ -233,12 +235,19 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
             continue
         key_header = key_auth.key_names[0]
         requests.append(CorpusRequest(f"{label}/no-key", label, method, path, tuple(headers), "missing", key_auth))
-        requests.append(
-            CorpusRequest(
-                f"{label}/wrong-key", label, method, path,
-                (*headers, (key_header, "kuh-not-a-real-key")), "invalid", key_auth,
+        # the wrong key goes where the plugin reads keys (KONG-FACTS §4): elsewhere it is a missing key
+        if key_auth.key_in_header:
+            requests.append(
+                CorpusRequest(
+                    f"{label}/wrong-key", label, method, path,
+                    (*headers, (key_header, WRONG_KEY)), "invalid", key_auth,
+                )
             )
-        )
+        elif key_auth.key_in_query:
+            wrong_path = f"{path}{'&' if '?' in path else '?'}{urlencode({key_header: WRONG_KEY})}"
+            requests.append(CorpusRequest(
+                f"{label}/wrong-key", label, method, wrong_path, tuple(headers), "invalid", key_auth,
+            ))
         if credentials and key_auth.key_in_header:
             cred = credentials[0]
             key = str(cred["key"])
