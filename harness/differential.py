@@ -90,13 +90,17 @@ def _upstream_view(upstream: Mapping[str, Any]) -> dict[str, Any]:
 
 class _Redact:
     def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = [s for s in secrets if s]
+        # longest first: a secret that contains another must not leave its tail behind
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def hide(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, f"<{fingerprint(s)}>")
+        return text
 
     def __call__(self, value: object) -> str:
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        for s in self.secrets:
-            text = text.replace(s, f"<{fingerprint(s)}>")
-        return text[:300]
+        return self.hide(text)[:300]
 
 
 def compare(
@@ -123,8 +127,8 @@ def compare(
                         req.name, f"{side} key-auth answer",
                         r(x.message if side == "X" else exp_x.message),
                         r(y.message if side == "Y" else exp_y.message),
-                        f"{side} ({ver}) should send message {exp.message!r} and WWW-Authenticate "
-                        f"{exp.www_authenticate!r}; sent {obs.message!r} / {obs.www_authenticate!r}",
+                        r.hide(f"{side} ({ver}) should send message {exp.message!r} and WWW-Authenticate "
+                               f"{exp.www_authenticate!r}; sent {obs.message!r} / {obs.www_authenticate!r}"),
                     )
                 )
         return out
