@@ -27,22 +27,33 @@ ROLLBACK_PROOF_REQUESTS = 50     # consecutive answers from X, none failed, that
 ROLLBACK_PROOF_TIMEOUT_S = 10.0
 
 
-def with_completeness(result: GateResult, window: ProbeWindow, *, expected: int, budget: float) -> GateResult:
-    """Add the check that the probe's scheduled requests came back: a stalled or crashed node holds
-    requests until they time out, after the window closes, so they would otherwise go unseen."""
-    missing = max(0, expected - window.count)
+def with_completeness(result: GateResult, window: ProbeWindow, *, rate: float, opened: float, closed: float,
+                      timeout: float, budget: float) -> GateResult:
+    """Add the check that the requests the probe scheduled came back.
+
+    A stalled or crashed node holds requests until the probe's timeout, so they would otherwise go
+    unseen. Every request scheduled at least ``timeout`` before the window ``closed`` has ended by
+    then, with an answer or a timeout, so those are counted against ``rate``.
+    """
+    cutoff = closed - timeout
+    if cutoff <= opened:
+        check = GateCheck("completeness", None, budget, True,
+                          f"not checked: the hold ({closed - opened:.1f} s) is not longer than the probe timeout "
+                          f"({timeout:.1f} s)", "pass")
+        return replace(result, checks=(*result.checks, check))
+    expected = int(rate * (cutoff - opened))
+    ended = sum(1 for r in window.records if r.scheduled < cutoff)
+    missing = max(0, expected - ended)
     fraction = missing / expected if expected else 0.0
     ok = fraction <= budget
     check = GateCheck(
         "completeness", round(fraction, 4), budget, True if ok else None,
-        f"{window.count} of {expected} scheduled requests completed within the window"
+        f"{ended} of {expected} requests scheduled in the first {cutoff - opened:.1f} s came back"
         + ("" if ok else f": {missing} missing ({100 * fraction:.1f} % > {100 * budget:.1f} %), "
-           "requests stalled or a node stopped answering"),
+           "requests stalled, a node stopped answering, or the probe fell behind"),
         "pass" if ok else "inconclusive",
     )
-    outcome = result.outcome
-    if not ok and outcome == "pass":
-        outcome = "inconclusive"
+    outcome = "inconclusive" if not ok and result.outcome == "pass" else result.outcome
     return replace(result, outcome=outcome, checks=(*result.checks, check))
 
 
@@ -162,13 +173,15 @@ class TrafficRun:
     def steps_passed(self) -> int:
         return sum(1 for s in self.steps if not s.failed)
 
-    def _window(self, seconds: float, weights: tuple[int, int], label: str) -> ProbeWindow:
-        """The requests scheduled after the weights changed, over ``seconds``."""
-        changed = self.probe.now()
+    def _window(self, seconds: float, weights: tuple[int, int], label: str) -> tuple[ProbeWindow, float, float]:
+        """The requests scheduled after the weights changed, over ``seconds``; and when it opened, closed."""
+        opened = self.probe.now()
         self.probe.take_window()
         time.sleep(seconds)
+        closed = self.probe.now()
         window = self.probe.take_window(label=label, weights=weights)
-        return ProbeWindow.of([r for r in window.records if r.scheduled >= changed], label=label, weights=weights)
+        records = [r for r in window.records if r.scheduled >= opened]
+        return ProbeWindow.of(records, label=label, weights=weights), opened, closed
 
     def step(self, weight_y: int) -> StepOutcome:
         weights = (100 - weight_y, weight_y)
@@ -177,12 +190,13 @@ class TrafficRun:
         if seen != weights:
             raise TrafficError(f"the splitter reports weights {seen} after being set to {weights}",
                                hint="check the balancer's runtime API or the command splitter's get_weights")
-        window = self._window(self.hold_seconds, weights, f"{weight_y} % Y")
+        window, opened, closed = self._window(self.hold_seconds, weights, f"{weight_y} % Y")
         # with (almost) nothing on X, Y is compared with the last window in which X carried traffic
         enough_x = window.x.count >= self.gate.min_samples
         result = with_completeness(
             judge(window, self.gate, baseline=None if enough_x else self.baseline),
-            window, expected=int(self.probe.rate * self.hold_seconds), budget=self.gate.max_probe_error_rate,
+            window, rate=self.probe.rate, opened=opened, closed=closed, timeout=self.probe.timeout,
+            budget=self.gate.max_probe_error_rate,
         )
         outcome = StepOutcome(weight_y, window, result, self.gate.observe_only)
         if enough_x:
@@ -247,7 +261,7 @@ class TrafficRun:
         self.env.log("decommission: X drained (0 % weight, drain state)")
 
     def soak(self, seconds: float) -> Soak:
-        window = self._window(seconds, (0, 100), "soak")
+        window, _, _ = self._window(seconds, (0, 100), "soak")
         errors = window.x.failed + window.y.failed + window.probe_errors
         return Soak(window.count, window.x.count, errors, window)
 
