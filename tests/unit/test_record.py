@@ -1,0 +1,113 @@
+"""build_summary: the run's verdict from the ledger (passed / failed / incomplete) and what it carries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from harness.ledger import STAGES, Ledger, Verdict
+from harness.nodes import Node
+from harness.record import RunRecord, build_summary
+from harness.report.model import Finding, Rollback, StepResult
+
+
+def ledger_with(tmp_path: Path, outcomes: dict[str, str]) -> Ledger:
+    led = Ledger(tmp_path, plan_name="default-dbless", plan_path="plans/default.yaml")
+    for i, (stage, outcome) in enumerate(outcomes.items()):
+        led.record(Verdict(stage, outcome, 1000.0 + 10 * i, 1000.0 + 10 * i + 2.5,  # type: ignore[arg-type]
+                           f"{stage} {outcome}", {"checks": i}))
+    return led
+
+
+def summary(rec: RunRecord, led: Ledger):  # type: ignore[no-untyped-def]
+    return build_summary(rec, led, Path("plans/default.yaml"), git_commit="abc1234")
+
+
+def test_every_stage_passed_is_a_passed_run(tmp_path: Path) -> None:
+    s = summary(RunRecord(), ledger_with(tmp_path, dict.fromkeys(STAGES, "passed")))
+    assert s.verdict == "passed"
+    assert s.failing_stage is None
+    assert [st.name for st in s.stages] == list(STAGES)
+    assert all(st.outcome == "passed" for st in s.stages)
+
+
+def test_the_first_failed_stage_fails_the_run(tmp_path: Path) -> None:
+    outcomes = {"preflight": "passed", "backup": "passed", "considerations": "failed", "deploy": "skipped",
+                "staging": "failed"}
+    s = summary(RunRecord(), ledger_with(tmp_path, outcomes))
+    assert s.verdict == "failed"
+    assert s.failing_stage == "considerations"
+    by_name = {st.name: st for st in s.stages}
+    assert by_name["deploy"].outcome == "skipped"
+    assert by_name["scale"].outcome == "not-run"
+    assert by_name["considerations"].message == "considerations failed"
+
+
+def test_stages_not_run_make_the_run_incomplete(tmp_path: Path) -> None:
+    s = summary(RunRecord(), ledger_with(tmp_path, dict.fromkeys(STAGES[:5], "passed")))
+    assert s.verdict == "incomplete"
+    assert s.failing_stage is None
+    assert [st.name for st in s.stages if st.outcome == "not-run"] == ["scale", "shift", "decommission"]
+    assert {st.duration_s for st in s.stages if st.outcome == "not-run"} == {0.0}
+
+
+def test_a_skipped_stage_without_a_failure_is_incomplete_not_passed(tmp_path: Path) -> None:
+    outcomes = dict.fromkeys(STAGES, "passed") | {"scale": "skipped"}
+    assert summary(RunRecord(), ledger_with(tmp_path, outcomes)).verdict == "incomplete"
+
+
+def test_an_empty_ledger_is_incomplete(tmp_path: Path) -> None:
+    s = summary(RunRecord(), Ledger(tmp_path, plan_name="p", plan_path="p.yaml"))
+    assert s.verdict == "incomplete"
+    assert all(st.outcome == "not-run" for st in s.stages)
+    assert s.plan_name == "p"
+
+
+def test_times_durations_and_figures_come_from_the_ledger(tmp_path: Path) -> None:
+    s = summary(RunRecord(), ledger_with(tmp_path, {"preflight": "passed", "backup": "passed"}))
+    assert s.started == dt.datetime.fromtimestamp(1000.0, dt.UTC)
+    assert s.finished == dt.datetime.fromtimestamp(1012.5, dt.UTC)
+    assert s.stages[0].duration_s == 2.5
+    assert s.stages[1].key_figure == "checks: 1"
+
+
+def test_long_figures_and_messages_are_cut(tmp_path: Path) -> None:
+    led = Ledger(tmp_path, plan_name="p", plan_path="p.yaml")
+    led.record(Verdict("preflight", "failed", 1.0, 2.0, "m" * 3000, {"a": "f" * 500}))
+    st = summary(RunRecord(), led).stages[0]
+    assert len(st.key_figure) == 200
+    assert len(st.message) == 500
+
+
+def test_the_record_fills_names_versions_nodes_and_evidence(tmp_path: Path) -> None:
+    rec = RunRecord(plan_name="from-record", mode="hybrid", x_version="3.4.2", y_version="3.8.1",
+                    splitter="haproxy")
+    rec.add_node(Node("x1", "emulator://3.4.2", "x", "dp", "3.4.2", None, "http://127.0.0.1:8000", None))
+    y_url = "http://127.0.0.1:9001"
+    rec.add_node(Node("y1", y_url, "y", "dbless", None, y_url, None, None))
+    rec.steps.append(StepResult(weight_y=5, requests=1000, share_y=0.05, errors_x=0, errors_y=0,
+                                error_rate_x=0.0, error_rate_y=0.0, p50_x=1.0, p50_y=1.0, p99_x=2.0,
+                                p99_y=2.0, outcome="pass"))
+    rec.findings.append(Finding("pcre2", "warning", "PCRE2"))
+    rec.rollback = Rollback("step 5 failed", 0.4, 50, 0)
+    s = summary(rec, ledger_with(tmp_path, {"preflight": "passed"}))
+    assert (s.plan_name, s.mode, s.x_version, s.y_version, s.splitter) == (
+        "from-record", "hybrid", "3.4.2", "3.8.1", "haproxy")
+    assert [(n.name, n.role, n.version) for n in s.nodes] == [
+        ("x1", "dp", "3.4.2"), ("y1", "dbless", "unknown")]
+    assert len(s.steps) == 1 and s.findings[0].id == "pcre2" and s.rollback is not None
+    assert (s.plan_path, s.git_commit) == ("plans/default.yaml", "abc1234")
+
+
+def test_an_empty_record_falls_back_to_the_ledger_and_defaults(tmp_path: Path) -> None:
+    s = summary(RunRecord(), ledger_with(tmp_path, {"preflight": "passed"}))
+    assert (s.plan_name, s.mode, s.x_version, s.y_version, s.splitter) == (
+        "default-dbless", "dbless", "unknown", "unknown", "none")
+
+
+def test_record_secrets_skip_empty_values() -> None:
+    rec = RunRecord()
+    rec.add_secrets(["k1", "", None, "k2"])
+    rec.add_secrets({"k1"})
+    assert rec.secrets() == frozenset({"k1", "k2"})
+    assert "k1" not in repr(rec)
