@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from harness.shift import TrafficRun
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK_ROOT = ROOT / ".kuh"   # node folders, the restorable backup, certs: never in the run folder
+# node folders, the restorable backup, certs: private, never in the run folder (KUH_WORK_ROOT moves it)
+WORK_ROOT = Path(os.environ.get("KUH_WORK_ROOT") or ROOT / ".kuh")
 EMULATOR_IMAGE = "kuh/kong-emulator:dev"
 
 Log = Callable[[str], None]
@@ -114,6 +115,7 @@ class UpgradeEnvironment:
     x_provider_override: str | None = None
     y_provider_override: str | None = None
     admin_token: str | None = None
+    upstream_port: int | None = None
 
     run_id: str = ""
     work_dir: Path = field(init=False)
@@ -188,10 +190,14 @@ class UpgradeEnvironment:
 
     # ---- the echo upstream ------------------------------------------------------------------------
     def start_upstream(self) -> str | None:
-        """Start the emulator's echo upstream when the plan asks for it; its URL fills ${UPSTREAM_URL}."""
+        """Start the emulator's echo upstream when the plan asks for it; its URL fills ${UPSTREAM_URL}.
+
+        A resumed session reuses the port of the first one (``upstream_port``), so X's rendered
+        configuration, and with it X's configuration hash, stays the same.
+        """
         if self.plan.config.upstream != "echo" or self.upstream_url:
             return self.upstream_url
-        port = free_port()
+        port = self.upstream_port or free_port()
         with (self.work_dir / "echo.log").open("wb") as log:  # the child keeps its own handle
             self._echo = subprocess.Popen(
                 [sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"],
@@ -209,7 +215,7 @@ class UpgradeEnvironment:
                 f"the echo upstream exited with code {self._echo.returncode}",
                 hint=f"see {self.work_dir / 'echo.log'}",
             )
-        self._echo_port = port
+        self._echo_port = self.upstream_port = port
         self.upstream_url = url
         self.log(f"echo upstream: {url} (pid {self._echo.pid})")
         return url

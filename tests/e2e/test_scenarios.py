@@ -1,0 +1,61 @@
+"""Every failure rehearsal fails in the right stage, with the right message, skips what follows,
+exits non-zero, rolls traffic back to X where it had moved, and leaves nothing running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.ledger import STAGES
+from tests.e2e.conftest import PlanRun, run_plan
+
+pytestmark = pytest.mark.e2e
+
+# plan, the stage that must fail, what its message must say, whether traffic had moved (rollback)
+SCENARIOS = [
+    ("keyauth-regression", "staging", "behaviour difference: key-auth good-key", False),
+    ("route-missing", "staging", "behaviour difference: Y answers differently from X", False),
+    ("dp-newer-than-cp", "deploy", "sync_status kong_version_incompatible", False),
+    ("y-5xx", "shift", "gate failed: at", True),
+    ("y-slow", "shift", "gate failed: at", True),
+    ("y-crash", "shift", "gate failed: at", True),
+    ("x-config-write", None, "config drift: X's configuration changed since preflight", False),
+]
+
+
+def assert_gated(run: PlanRun, failed: str) -> None:
+    outcomes = run.outcomes()
+    at = STAGES.index(failed)
+    assert all(outcomes[s] == "passed" for s in STAGES[:at]), outcomes
+    assert outcomes[failed] == "failed"
+    for later in STAGES[at + 1:]:
+        assert outcomes[later] == "skipped", outcomes
+        assert run.verdict(later)["message"].startswith(f"gate closed: {failed} failed"), run.verdict(later)
+
+
+@pytest.mark.parametrize(("name", "stage", "message", "rolled_back"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_failure_scenario(module_tmp: Path, name: str, stage: str | None, message: str, rolled_back: bool) -> None:
+    run = run_plan(module_tmp, f"plans/scenarios/{name}.yaml")
+    assert run.returncode == 1, run.output[-3000:]
+    summary = run.summary
+    failed = summary["failing_stage"]
+    assert failed is not None
+    if stage is not None:
+        assert failed == stage, (failed, run.output[-2000:])
+    assert_gated(run, failed)
+    assert message in run.verdict(failed)["message"], run.verdict(failed)["message"]
+    assert f"verdict: FAILED (failed stage: {failed})" in run.output
+    page = (run.run_dir / "signoff.html").read_text()
+    assert "FAILED" in page and failed in page
+    if rolled_back:
+        rollback = summary["rollback"]
+        assert rollback is not None, "traffic had moved but no rollback was recorded"
+        assert rollback["y_hits_after"] == 0
+        assert rollback["requests_after"] >= 50
+        assert rollback["seconds_to_proof"] <= 1.0, rollback
+        assert "ROLLBACK: all traffic on X" in run.output
+        assert any(step["outcome"] != "pass" for step in summary["steps"])
+    else:
+        assert summary["rollback"] is None
+    assert run.leftovers() == []
