@@ -7,6 +7,7 @@ traffic to X and stops it at teardown).
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 from dataclasses import dataclass, field, replace
@@ -59,12 +60,14 @@ def with_completeness(result: GateResult, window: ProbeWindow, *, rate: float, o
 
 def window_csv(window: ProbeWindow) -> str:
     buffer = io.StringIO()
-    buffer.write(",".join(CSV_FIELDS) + "\n")
+    # csv quoting: request names hold commas (an unnamed route with two paths is "route#2(/a,/b)")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
     for r in window.records:
-        buffer.write(",".join(str(v) for v in (
+        writer.writerow((
             r.seq, r.request, r.method, r.path, f"{r.scheduled:.6f}", f"{r.sent:.6f}", f"{r.done:.6f}",
             r.side or "", r.node or "", "" if r.status is None else r.status, f"{r.latency_ms:.3f}",
-            (r.error or "").replace(",", ";"), int(r.pinned), int(r.ok))) + "\n")
+            (r.error or "").replace(",", ";"), int(r.pinned), int(r.ok)))
     return buffer.getvalue()
 
 
