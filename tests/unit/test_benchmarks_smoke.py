@@ -54,10 +54,10 @@ def test_table_marks_targets_and_states_sizes(pair: tuple[dict, dict, tuple[Plan
     x, y, planted = pair
     chk = dataclasses.asdict(check(ours(x, y), planted))
     sizes = dataclasses.asdict(FULL.scaled(TINY))
-    full = {"sizes": dataclasses.asdict(FULL), "seconds": 4.0, "peak_traced_bytes": 2**20, "check": chk}
-    small = {"sizes": sizes, "seconds": 0.1, "peak_traced_bytes": 2**20, "check": chk}
-    base = {"sizes": sizes, "seconds": 5.0, "peak_traced_bytes": 2**22, "reported": 900}
-    table = build_table(full, small, base, TINY)
+    full = {"sizes": dataclasses.asdict(FULL), "seconds": 4.0, "peak_rss_growth_bytes": 2**20, "check": chk}
+    small = {"sizes": sizes, "seconds": 0.1, "peak_rss_growth_bytes": 2**20, "check": chk}
+    base = {"sizes": sizes, "seconds": 5.0, "peak_rss_growth_bytes": 2**22, "reported": 900}
+    table = build_table(full, [(TINY, small, base)])
     met = {row.what: row.met for row in table.rows}
     assert met["normalise + diff, full size"] is False            # 4 s > 3 s
     assert met[f"time, at {TINY:g} of full size"] is True         # 50x
