@@ -44,7 +44,7 @@ def test_every_public_name_of_the_package_is_exported() -> None:
 def imports(path: Path) -> list[tuple[int, str, tuple[str, ...]]]:
     """(line, module, names) of every import in a file, nested ones included; relative ones as '.'."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = []
+    found: list[tuple[int, str, tuple[str, ...]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name, ()) for a in node.names]

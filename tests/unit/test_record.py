@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.ledger import STAGES, Ledger, Verdict
 from harness.nodes import Node
 from harness.record import RunRecord, build_summary
-from harness.report.model import Finding, Rollback, StepResult
+from harness.report.model import Finding, Rollback, RunSummary, StepResult
 
 
 def ledger_with(tmp_path: Path, outcomes: dict[str, str]) -> Ledger:
@@ -19,7 +19,7 @@ def ledger_with(tmp_path: Path, outcomes: dict[str, str]) -> Ledger:
     return led
 
 
-def summary(rec: RunRecord, led: Ledger):  # type: ignore[no-untyped-def]
+def summary(rec: RunRecord, led: Ledger) -> RunSummary:
     return build_summary(rec, led, Path("plans/default.yaml"), git_commit="abc1234")
 
 
