@@ -204,6 +204,11 @@ class ProbeWindow:
             retried=sum(1 for r in records if r.retries),
         )
 
+    def sent_after(self, epoch: float) -> ProbeWindow:
+        """The same window with only the requests sent at or after ``epoch``."""
+        return ProbeWindow.of([r for r in self.records if r.sent >= epoch], label=self.label,
+                              weights=self.weights)
+
     @property
     def share_y(self) -> float | None:
         """Fraction of attributed answers that came from Y (None without any)."""
@@ -448,12 +453,20 @@ class Probe:
         )
         self._thread.start()
 
-    def take_window(self, *, label: str = "", weights: tuple[int, int] | None = None) -> ProbeWindow:
-        """The records completed since the last window (in-flight ones go into the next)."""
+    def take_window(self, *, label: str = "", weights: tuple[int, int] | None = None,
+                    sent_after: float | None = None) -> ProbeWindow:
+        """The records completed since the last window (in-flight ones go into the next).
+
+        ``sent_after`` (epoch seconds, e.g. ``probe.now()`` taken right after a weight change)
+        keeps only requests sent at or after that time: a request sent under the old weights but
+        answered after the change belongs to neither step.
+        """
         with self._lock:
             records, self._window = self._window, []
         if self._failure is not None:
             raise ProbeError(f"the probe to {self.target_url} failed: {self._failure!r}") from self._failure
+        if sent_after is not None:
+            records = [r for r in records if r.sent >= sent_after]
         return ProbeWindow.of(records, label=label, weights=weights)
 
     def stop(self, *, label: str = "", weights: tuple[int, int] | None = None) -> ProbeWindow:
@@ -526,6 +539,7 @@ class Probe:
         node: str | None = None
         error: str | None = None
         retries = 0
+        cancelled = False
         try:
             status, response_headers, retries = await send(
                 request.method, request.path, headers, request.body
@@ -533,6 +547,10 @@ class Probe:
             side, node = attribute(response_headers, self.version_sides)
         except ProbeTransportError as exc:
             error = exc.kind
+        except asyncio.CancelledError:
+            # still unanswered when the run ended (timeout + 2 s after the last send): recorded,
+            # not dropped, so an overloaded target or probe shows as probe errors
+            error, cancelled = "cancelled", True
         except Exception as exc:
             error = f"internal:{type(exc).__name__}"
         done = time.monotonic()
@@ -557,3 +575,5 @@ class Probe:
             self._window.append(record)
             self._recent.append(record)
             self._completed += 1
+        if cancelled:
+            raise asyncio.CancelledError

@@ -169,6 +169,24 @@ def test_probe_errors_are_counted_apart_from_http_failures() -> None:
     assert all(r.status is None and not r.failed for r in w.records if r.probe_error)
 
 
+def test_requests_still_unanswered_at_the_end_are_recorded_not_dropped() -> None:
+    target = FakeTarget(side_by_seq, delay=lambda n: 30.0 if n == 3 else 0.0)
+    started = time.monotonic()
+    w = probe(target, rate=100, timeout=0.1).run(count=5, duration=5)
+    assert time.monotonic() - started < 5
+    assert w.count == 5
+    stuck = next(r for r in w.records if r.seq == 3)
+    assert stuck.error == "cancelled" and stuck.probe_error
+    assert w.probe_errors == 1
+
+
+def test_window_keeps_only_requests_sent_after_a_change() -> None:
+    w = probe(FakeTarget(side_by_seq), rate=1000).run(count=100, duration=5)
+    cut = sorted(r.sent for r in w.records)[60]
+    later = w.sent_after(cut)
+    assert later.count == 40 and all(r.sent >= cut for r in later.records)
+
+
 def test_pin_y_sends_the_pin_header_on_every_request() -> None:
     target = FakeTarget(side_by_seq)
     w = probe(target, [ProbeRequest(headers={"apikey": "k"})], rate=1000, pin_y=True).run(count=5, duration=5)
