@@ -127,7 +127,8 @@ def git_revision() -> str:
     return rev
 
 
-def write_results(outcomes: list[Outcome], command: str, stamp: str, path: Path = RESULTS) -> None:
+def write_results(outcomes: list[Outcome], command: str, stamp: str, path: Path = RESULTS,
+                  load_at_start: str = "?") -> None:
     previous = dict(_SECTION.findall(path.read_text())) if path.is_file() else {}
     info = machine()
     lines = [
@@ -138,6 +139,8 @@ def write_results(outcomes: list[Outcome], command: str, stamp: str, path: Path 
         f"- command: `{command}`",
         f"- machine: {info.get('cores')} cores ({info.get('cpu', 'cpu unknown')}), "
         f"{info.get('memory')} memory, Linux {info.get('kernel')}, Python {info.get('python')}",
+        f"- load average when the run began: {load_at_start} (other work on the machine inflates wall "
+        "times; tables show CPU time beside wall time where they part)",
         "", "| benchmark | status | seconds |", "|---|---|---|",
     ]
     ran = {o.name: o for o in outcomes}
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; expected some of: {', '.join(NAMES)}")
     chosen = [n for n in NAMES if not args.names or n in args.names]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_at_start = machine().get("load", "?")
     outcomes = [run_one(name, args.timeout) for name in chosen]
     print("\n=== summary ===")
     for o in outcomes:
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{o.name:22} {o.status:32} {o.seconds:6.0f} s{extra}")
     if not args.no_write:
         command = ".venv/bin/python -m benchmarks" + ("" if not args.names else " " + shlex.join(args.names))
-        write_results(outcomes, command, stamp)
+        write_results(outcomes, command, stamp, load_at_start=load_at_start)
         print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0 if all(o.ok for o in outcomes) else 1
 

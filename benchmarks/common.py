@@ -113,7 +113,7 @@ def max_rss_bytes() -> int:
 
 
 def machine() -> dict[str, str]:
-    """Cores, memory (from /proc), CPU model, kernel and Python: the context every figure needs."""
+    """Cores, memory and load average (from /proc), CPU model, kernel, Python: context for every figure."""
     info = {"cores": str(os.cpu_count() or "?"), "python": platform.python_version(),
             "kernel": platform.release()}
     try:
@@ -125,6 +125,7 @@ def machine() -> dict[str, str]:
             if text_line.startswith("model name"):
                 info["cpu"] = text_line.split(":", 1)[1].strip()
                 break
+        info["load"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         info.setdefault("memory", "unknown (no /proc)")
     return info
