@@ -100,7 +100,7 @@ def measure(url: str, rate: int, seconds: float) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rates", default="500,1000,1500,2000,3000,4000,5000,6000")
+    parser.add_argument("--rates", default="500,1000,2000,3000,4000,6000,8000,10000,12000")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections")
     args = parser.parse_args(argv)
     if shutil.which("nginx") is None or shutil.which("wrk") is None:

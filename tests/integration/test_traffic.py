@@ -158,11 +158,21 @@ def test_gate_catches_y_fifty_ms_slower(emulator_node: Callable[..., Any],
     assert shift.figure is not None and shift.figure > 40
 
 
-def test_twenty_clean_windows_raise_no_false_failure(clean: list[Backend],
+def test_twenty_clean_windows_raise_no_false_failure(emulator_node: Callable[..., Any],
                                                      splitter: Callable[..., Any]) -> None:
-    """The plan's default thresholds (practical latency shift 25 ms, min 40 samples a side)."""
+    """The plan's default thresholds (practical latency shift 25 ms, min 40 samples a side).
+
+    X and Y run pinned to the same core: on a machine busy with other work, two processes on
+    different cores were starved unequally, and a window then showed Y 70-140 ms slower for real.
+    On one core they share whatever contention there is, so what is left is the statistics.
+    """
     gate = GateConfig(max_error_rate=0.01, max_p99_ms=500, max_error_rate_delta=0.01,
                       max_latency_shift_ms=25, alpha=0.01, min_samples=40, max_probe_error_rate=0.02)
+    x, y = emulator_node("x1", X_VERSION), emulator_node("y1", Y_VERSION)
+    core = min(os.sched_getaffinity(0))
+    for node in (x, y):
+        os.sched_setaffinity(node.proc.pid, {core})
+    clean = [x.backend("x"), y.backend("y")]
     s = splitter("haproxy", clean)
     s.set_weights(50, 50)
     p = probe_for(s.listen_url, 400)
