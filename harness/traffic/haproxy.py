@@ -10,9 +10,10 @@ Layout of the generated config:
 * ``http-after-response`` adds ``X-KUH-Upstream`` (server name) and ``X-KUH-Side`` to every
   answer, including the 503 HAProxy writes itself when a server cannot be reached.
 
-Health checks are OFF on purpose (no ``check`` keyword), and ``option redispatch`` is not set: a
-broken Y server must show up to the probe and the gate as errors, not be hidden by HAProxy quietly
-sending its share to X.
+Health checks are OFF on purpose (no ``check`` keyword), ``option redispatch`` is not set and
+``retries`` is 0: a broken Y server must show up to the probe and the gate as errors (an immediate
+503 naming the server), not be hidden by HAProxy quietly sending its share to X, nor turned into
+probe timeouts by HAProxy's 1 s pause between retries.
 """
 
 from __future__ import annotations
@@ -64,7 +65,10 @@ def render_config(
         "    timeout http-keep-alive 10s",
         "    option http-keep-alive",
         "    http-reuse safe",
-        "    # no 'option redispatch' and no health checks: errors from a node reach the probe",
+        "    # no health checks, no 'option redispatch', no retries: a node that fails shows as errors",
+        "    # at once (with retries HAProxy waits 1 s between attempts on a refused connection, and",
+        "    # the probe timed out instead of seeing the 503)",
+        "    retries 0",
         "",
         "frontend kuh_in",
         f"    bind {host}:{port}",

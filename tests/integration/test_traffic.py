@@ -26,7 +26,7 @@ from harness.traffic import (
     get_splitter,
     rollback,
 )
-from harness.traffic.base import SplitterBase
+from harness.traffic.base import SplitterBase, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -222,6 +222,21 @@ def test_after_a_failed_gate_all_traffic_is_on_x_within_one_second(
     assert evidence.weights_read_back == (100, 0)
     assert evidence.y_hits_after == 0 and evidence.failed_after == 0
     assert after.count > 100 and after.y.count == 0 and after.x.failed == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_dead_y_node_shows_as_y_failures_not_hidden(kind: str, clean: list[Backend],
+                                                     splitter: Callable[..., Any]) -> None:
+    """No health checks, no retries, no redispatch: the balancer's own 502/503 names Y."""
+    dead = Backend("y9", "y", "127.0.0.1", free_port())
+    s = splitter(kind, [clean[0], dead])
+    s.set_weights(75, 25)
+    w = probe_for(s.listen_url, 500).run(count=400, duration=5)
+    assert (w.count, w.probe_errors, w.unattributed, w.x.failed) == (400, 0, 0, 0)
+    assert 90 <= w.y.count <= 110
+    assert w.y.failed == w.y.count and set(w.y.statuses) <= {502, 503}
+    result = judge(w, GateConfig(min_samples=50))
+    assert result.outcome == "fail" and result.check("error_rate_y").passed is False
 
 
 # --- bad input -------------------------------------------------------------------------------------
