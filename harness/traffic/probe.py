@@ -432,8 +432,8 @@ class Probe:
         if self.running:
             raise ProbeError("the probe is already running in the background; use take_window()")
         self._check_bounds(count, duration)
-        self.take_window()
         self._failure = None
+        self.take_window()
         self._stop.clear()
         asyncio.run(self._drive(count, duration))
         if self._failure is not None:

@@ -286,3 +286,47 @@ def test_weights_are_checked() -> None:
         check_backends([Backend("x1", "x", "127.0.0.1", 1), Backend("y1", "y", "127.0.0.1", 1)])
     with pytest.raises(TrafficError, match="not usable"):
         Backend("x 1", "x", "127.0.0.1", 1)
+
+
+# --- the splitter registry and the command splitter (no balancer needed) --------------------------
+
+@pytest.mark.parametrize("kind", ["haproxy", "nginx", "command"])
+def test_every_registered_splitter_builds_lazily_and_meets_the_protocol(kind: str, tmp_path: Path) -> None:
+    from harness.traffic import SPLITTERS, Splitter, get_splitter
+
+    assert kind in SPLITTERS
+    kwargs: dict[str, Any] = {"backends": backends(1, 1), "run_dir": tmp_path}
+    if kind == "command":
+        kwargs.update(set_command="true {x} {y}", listen_url="http://127.0.0.1:9")
+    s = get_splitter(kind, **kwargs)
+    assert isinstance(s, Splitter)
+    assert s.kind == kind
+    assert s.listen_url.startswith("http://127.0.0.1:")
+
+
+def test_command_splitter_fills_placeholders_per_argument_without_a_shell(tmp_path: Path) -> None:
+    from harness.traffic.command import CommandSplitter
+
+    out = tmp_path / "args"
+    s = CommandSplitter(f"sh -c 'echo \"$@\" > {out}' set {{x}} '{{y}}; rm -rf /'",
+                        listen_url="http://127.0.0.1:9")
+    s.set_weights(95, 5)
+    assert out.read_text().strip() == "95 5; rm -rf /"  # one argument, never shell syntax
+    assert s.weights() == (95, 5) and "last set" in s.weights_source
+
+
+def test_command_splitter_timeout_and_missing_program(tmp_path: Path) -> None:
+    from harness.traffic.command import CommandSplitter
+
+    slow = CommandSplitter("sleep 5 {x} {y}", listen_url="http://127.0.0.1:9", timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(TrafficError, match=r"did not finish within 0\.2s"):
+        slow.set_weights(50, 50)
+    assert time.monotonic() - started < 3
+    missing = CommandSplitter("no-such-program-kuh {x} {y}", listen_url="http://127.0.0.1:9")
+    with pytest.raises(TrafficError, match="could not be run"):
+        missing.set_weights(50, 50)
+    with pytest.raises(TrafficError, match="no drain command"):
+        missing.drain("x1")
+    with pytest.raises(TrafficError, match="no get_weights command and no weights were set"):
+        missing.weights()
