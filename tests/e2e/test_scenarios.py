@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 # plan, the stage that must fail, what its message must say, whether traffic had moved (rollback)
 SCENARIOS = [
-    ("keyauth-regression", "staging", "behaviour difference: key-auth good-key", False),
+    ("keyauth-regression", "staging", "good-key: status: X=200 | Y=401", False),
     ("route-missing", "staging", "behaviour difference: Y answers differently from X", False),
     ("dp-newer-than-cp", "deploy", "sync_status kong_version_incompatible", False),
     ("y-5xx", "shift", "gate failed: at", True),
