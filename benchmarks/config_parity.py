@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import random
 import subprocess
@@ -28,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, Row, Table, fmt_mib, fmt_ratio, fmt_seconds, max_rss_bytes, print_table
@@ -389,6 +391,26 @@ def profile_normalise(factor: float, top: int = 18) -> str:
     return stream.getvalue()
 
 
+def profile_summary(factor: float = 0.2, top: int = 6) -> str:
+    """One line: the functions where normalise(X) spends most of its own time, as shares of the total."""
+    import cProfile
+    import pstats
+
+    from harness.config import normalise
+
+    x = generate_x(FULL.scaled(factor))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    normalise(x)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(row[2] for row in stats.values()) or 1.0
+    ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    parts = [f"{name}{'' if file.startswith('~') else ' (' + Path(file).name + ')'} {row[2] / total:.0%}"
+             for (file, _line, name), row in ranked]
+    return f"where normalise's own time goes (cProfile at {factor:g} of full size): " + ", ".join(parts)
+
+
 def _with_cpu(result: dict[str, Any]) -> str:
     """Wall time, and CPU time when it differs: on a busy machine the two part."""
     wall, cpu = result["seconds"], result.get("cpu_seconds")
@@ -475,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         comparisons.append((factor, mine,
                             measure_in_subprocess("baseline", factor, 1, args.baseline_timeout)))
     table = build_table(full, comparisons)
+    if not table.all_met:                        # say where the time goes, so the fix can start there
+        table = dataclasses.replace(table, notes=(*table.notes, profile_summary()))
     print_table(table)
     if args.profile:
         print("\ncProfile of normalise(X), top functions by own time:\n" + profile_normalise(args.scale))
