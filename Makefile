@@ -17,7 +17,7 @@ upgrade: setup
 
 ## test: every tier of the project's own tests (unit, plugin, integration, docker, end-to-end)
 test: setup
-	$(PYTEST) tests -m "" -n 2 --dist loadfile
+	$(PYTEST) tests -m "" -n 2 --dist loadgroup
 
 ## fast: the fast self-tests only (what plain `pytest` runs)
 fast:

@@ -39,6 +39,7 @@ def key_auth_401(version: str | Version, case: KeyAuthCase, realm: str | None = 
     """The key-auth rejection a Kong version sends (KONG-FACTS §4.3 table)."""
     v = _v(version)
     challenge_37 = f'Key realm="{realm}"' if realm else "Key"
+    challenge: str | None
     if case == "missing":
         message = "No API key found in request"
         challenge = challenge_37 if _at_least(v, 3, 7) else 'Key realm="kong"'

@@ -154,8 +154,8 @@ def _key_auth_for(view: _View, route: Mapping[str, Any]) -> KeyAuth | None:
             best = (rank, p)
     if best is None:
         return None
-    rank, p = best
-    conf = p.get("config") or {}
+    rank, plugin = best
+    conf = plugin.get("config") or {}
     scope = {3: "route", 2: "service", 1: "global"}[rank]
     return KeyAuth(
         scope=scope,

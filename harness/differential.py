@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +56,8 @@ def observe(client: httpx.Client, base_url: str, req: CorpusRequest, *, where: s
         ) from exc
     text = resp.text
     data: Any = None
-    try:
+    with suppress(ValueError):
         data = resp.json()
-    except ValueError:
-        pass
     upstream = data if isinstance(data, dict) and {"method", "path", "headers"} <= data.keys() else None
     message = data.get("message") if isinstance(data, dict) and upstream is None else None
     return Observation(resp.status_code, message, resp.headers.get("www-authenticate"), upstream, text)

@@ -24,9 +24,9 @@ import httpx
 
 from harness import staging
 from harness.admin import AdminClient, NodeInfo, ReadOnlyAdmin, StatusClient
+from harness.certs import make_cluster_cert
 from harness.config import ConfigDiff
 from harness.corpus import Corpus, build_corpus
-from harness.certs import make_cluster_cert
 from harness.errors import HarnessError, NodeStartError, PlanError
 from harness.nodes import Node, NodeProvider, NodeRequest, get_provider
 from harness.nodes.base import ClusterCert
@@ -51,7 +51,7 @@ Log = Callable[[str], None]
 def docker_available(image: str = EMULATOR_IMAGE) -> tuple[bool, str]:
     """Whether the docker provider can run here, and why (said in the run output)."""
     try:
-        import docker  # noqa: PLC0415 - only when asked
+        import docker
 
         client = docker.from_env(timeout=5)
         try:
@@ -147,7 +147,7 @@ class UpgradeEnvironment:
         self.x_provider = self._choose(self.x_provider_override or self.plan.x.provider, "x")
         rec = self.record
         rec.plan_name, rec.mode = self.plan.name, self.plan.mode
-        rec.x_version, rec.y_version = self.plan.x.version or "", self.plan.y.version
+        rec.x_version, rec.y_version = self.plan.x.version or "", self.plan.y_version
         rec.splitter = self.plan.traffic.splitter
         if self.admin_token:
             self.learn_secrets([self.admin_token])
@@ -291,7 +291,7 @@ class UpgradeEnvironment:
                                    transport=_AuditTransport(self._x_methods))
             self._x_clients.append(client)
             self._clients[key] = client
-        return self._clients[key]  # type: ignore[no-any-return]
+        return self._clients[key]
 
     def x_audit(self) -> XAudit:
         """What the harness sent to X: every request's method, and the kind of each client it used."""
@@ -331,7 +331,7 @@ class UpgradeEnvironment:
         key = ("y-admin", node.admin_url)
         if key not in self._clients:
             self._clients[key] = AdminClient(node.admin_url, token=self.admin_token)
-        return self._clients[key]  # type: ignore[no-any-return]
+        return self._clients[key]
 
     def status_client(self, node: Node) -> StatusClient:
         """The Status API of a node (a DP has only that); on a node without one, its Admin API."""
@@ -341,14 +341,14 @@ class UpgradeEnvironment:
         key = ("status", url)
         if key not in self._clients:
             self._clients[key] = StatusClient(url)
-        return self._clients[key]  # type: ignore[no-any-return]
+        return self._clients[key]
 
     def deploy_y(self, count: int) -> list[Node]:
         """Start Y nodes until there are ``count`` proxy nodes, each loaded and ready."""
         prov = self.provider(self.y_provider)
         plan = self.plan
         if self.hybrid and self.y_cp is None:
-            self.y_cp = prov.start(self._request("cp-y", "y", "cp", plan.y.version, faults=plan.y.faults))
+            self.y_cp = prov.start(self._request("cp-y", "y", "cp", plan.y_version, faults=plan.y.faults))
             self.log(f"Y control plane {self.y_cp} started; loading the backup through its Admin API")
             self.y_admin(self.y_cp).load_config_via_entities(self.y_config())
         while len(self.y_nodes) < count:
@@ -356,16 +356,16 @@ class UpgradeEnvironment:
             if self.hybrid:
                 try:
                     node = prov.start(self._request(
-                        f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y.version, cp=self.y_cp,
+                        f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y_version, cp=self.y_cp,
                         faults=plan.y.faults))
                 except NodeStartError as exc:
                     raise NodeStartError(
-                        f"data plane dp-y{i} ({plan.y.dp_version or plan.y.version}) did not become ready under "
+                        f"data plane dp-y{i} ({plan.y.dp_version or plan.y_version}) did not become ready under "
                         f"{self.y_cp}; the control plane lists: {self._data_plane_rows()}\n{exc.message}",
                         hint=exc.hint,
                     ) from exc
             else:
-                node = prov.start(self._request(f"y{i}", "y", "dbless", plan.y.version, faults=plan.y.faults))
+                node = prov.start(self._request(f"y{i}", "y", "dbless", plan.y_version, faults=plan.y.faults))
                 self.y_nodes.append(node)  # owned from here on, stopped by close() even if loading fails
                 self.y_admin(node).post_config(self._y_config_text)
                 self.wait_ready(node)
@@ -411,7 +411,7 @@ class UpgradeEnvironment:
     def start_splitter(self) -> Any:
         if self.splitter is not None:
             return self.splitter
-        from harness.traffic import Backend, get_splitter  # noqa: PLC0415
+        from harness.traffic import Backend, get_splitter
 
         backends = []
         for node in self.x_nodes + self.y_nodes:
@@ -519,7 +519,7 @@ class UpgradeEnvironment:
     # ---- shift and decommission -----------------------------------------------------------------
     def traffic(self) -> TrafficRun:
         """The splitter and the background probe; on a resumed session, X and every Y node first."""
-        from harness.shift import TrafficRun  # noqa: PLC0415 - the probe stack loads only for the shift
+        from harness.shift import TrafficRun
 
         if self._traffic is None:
             self.backup()

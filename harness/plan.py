@@ -184,6 +184,13 @@ class Plan:
     path: Path | None = None
     format: int = PLAN_FORMAT
 
+    @property
+    def y_version(self) -> str:
+        """The version Y runs (its CP's in hybrid mode): the plan must say it, Y does not exist yet."""
+        if self.y.version is None:
+            raise PlanError("y.version is missing; expected the Kong version cluster Y will run, such as \"3.8.1\"")
+        return self.y.version
+
 
 # ---------------------------------------------------------------------------------------------------
 # validation helpers

@@ -20,6 +20,7 @@ from harness.errors import TrafficError
 from harness.gates import GateCheck, GateConfig, GateResult, judge
 from harness.report.model import Rollback, StepResult
 from harness.traffic.probe import CSV_FIELDS, Probe, ProbeRequest, ProbeWindow
+from harness.traffic.rollback import RollbackEvidence, rollback
 
 if TYPE_CHECKING:
     from harness.environment import UpgradeEnvironment
@@ -109,19 +110,6 @@ class StepOutcome:
 
 
 @dataclass(frozen=True)
-class RollbackProof:
-    reason: str
-    seconds_to_weights: float
-    seconds_to_proof: float
-    requests_after: int
-    y_hits_after: int
-    failed_after: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
 class Soak:
     requests: int
     x_hits: int
@@ -153,7 +141,7 @@ class TrafficRun:
         mix = probe_mix(env, corpus)
         probe = Probe(
             splitter.listen_url, mix, rate=plan.probe.rate, timeout=plan.probe.timeout_seconds,
-            version_sides={plan.x.version or "": "x", plan.y.version: "y"},
+            version_sides={plan.x.version or "": "x", plan.y_version: "y"},
         )
         g = plan.gates
         gate = GateConfig(
@@ -217,45 +205,15 @@ class TrafficRun:
             self.stopped_reason = f"step {weight_y} % Y failed ({outcome.reason[:200]})"
         return outcome
 
-    def roll_back(self, reason: str) -> RollbackProof:
-        """All weight to X now; then wait until the probe shows only X answering, without errors."""
-        decided = time.monotonic()
-        self.splitter.set_weights(100, 0)
-        weights_set = time.monotonic()
-        weights_set_epoch = self.probe.now()
-        cursor = self.probe.completed
-        streak = seen = y_hits = failed = 0
-        deadline = weights_set + ROLLBACK_PROOF_TIMEOUT_S
-        proof_at: float | None = None
-        while time.monotonic() < deadline:
-            records, cursor = self.probe.records_after(cursor)
-            for r in records:
-                if r.sent < weights_set_epoch:
-                    continue  # sent before the weights changed
-                seen += 1
-                if r.side == "y":
-                    y_hits += 1
-                if r.failed or r.probe_error:
-                    failed += 1
-                streak = streak + 1 if (r.side == "x" and r.ok) else 0
-                if streak >= ROLLBACK_PROOF_REQUESTS and proof_at is None:
-                    proof_at = time.monotonic()
-            if proof_at is not None:
-                break
-            time.sleep(0.02)
-        if proof_at is None:
-            raise TrafficError(
-                f"rollback not proven within {ROLLBACK_PROOF_TIMEOUT_S:.0f} s: after setting all weight to X, "
-                f"{seen} probe requests completed, {y_hits} reached Y, {failed} failed",
-                hint="check the splitter (weights read back: "
-                f"{self.splitter.weights()}) and X's health; traffic may still reach Y",
-            )
-        proof = RollbackProof(reason, round(weights_set - decided, 3), round(proof_at - decided, 3),
-                              seen, y_hits, failed)
-        self.env.record.rollback = Rollback(reason[:300], proof.seconds_to_proof, seen, y_hits)
-        self.env.log(f"ROLLBACK: all traffic on X, proven {proof.seconds_to_proof:.2f} s after the decision "
-                     f"({seen} requests, {y_hits} on Y)")
-        return proof
+    def roll_back(self, reason: str) -> RollbackEvidence:
+        """All weight to X now; proven when the probe shows X alone answering, without errors."""
+        evidence = rollback(self.splitter, self.probe, timeout=ROLLBACK_PROOF_TIMEOUT_S,
+                            consecutive=ROLLBACK_PROOF_REQUESTS, reason=reason)
+        seconds = round(evidence.seconds_to_proof or 0.0, 3)
+        self.env.record.rollback = Rollback(reason[:300], seconds, evidence.requests_after, evidence.y_hits_after)
+        self.env.log(f"ROLLBACK: all traffic on X, proven {seconds:.2f} s after the decision "
+                     f"({evidence.requests_after} requests, {evidence.y_hits_after} on Y)")
+        return evidence
 
     def drain_x(self) -> None:
         self.splitter.set_weights(0, 100)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
-from harness.admin import AdminClient, StatusClient
+from harness.admin import AdminClient
 from harness.behaviour import key_auth_401
 from harness.compat import Finding, check_hybrid_versions, check_upgrade, explain
 from harness.config import ConfigDiff, capture_declarative, diff, normalise, redact
@@ -97,7 +97,7 @@ def load_backup(env: UpgradeEnvironment) -> Backup:
 
 def restore_into_scratch(env: UpgradeEnvironment, backup: Backup) -> dict[str, Any]:
     """Load the backup into a fresh node at X's version and read back what it holds."""
-    version = env.plan.x.version or env.x_info()[0][1].version
+    version = env.plan.x.version or env.read_x_nodes()[0][1].version
     with env.scratch_node(version) as node:
         assert node.admin_url is not None
         with AdminClient(node.admin_url) as admin:
@@ -134,7 +134,7 @@ def _client() -> httpx.Client:
 
 def differential(env: UpgradeEnvironment, corpus: Corpus, x_node: Node, y_node: Node) -> DifferentialReport:
     x_version = x_node.version or env.plan.x.version or ""
-    y_version = y_node.version or env.plan.y.version
+    y_version = y_node.version or env.plan.y_version
     diffs: list[Difference] = []
     with _client() as client:
         for req in corpus.requests:
@@ -174,7 +174,7 @@ def _upstream_headers(obs: Observation) -> dict[str, str]:
 
 def key_auth_case(env: UpgradeEnvironment, corpus: Corpus, y_node: Node, case: str) -> CaseOutcome:
     """One key-auth behaviour on Y, judged against what version Y is known to answer (KONG-FACTS §4)."""
-    y_version = y_node.version or env.plan.y.version
+    y_version = y_node.version or env.plan.y_version
     if case in ("no-key", "wrong-key"):
         auth = "missing" if case == "no-key" else "invalid"
         req = _pick(corpus, auth, anonymous=False)
@@ -264,7 +264,8 @@ def data_plane_report(env: UpgradeEnvironment, dps: Sequence[Node], cp: Node) ->
         if r.sync_status != "normal":
             problems.append(f"data plane {r.id} ({r.version}) sync_status {r.sync_status!r}, expected 'normal'")
         if r.config_hash not in set(hashes.values()):
-            problems.append(f"data plane {r.id}: CP sees hash {r.config_hash}, DPs report {sorted(set(hashes.values()))}")
+            reported = sorted(str(h) for h in set(hashes.values()))
+            problems.append(f"data plane {r.id}: CP sees hash {r.config_hash}, DPs report {reported}")
     distinct = {h for h in hashes.values()}
     if len(distinct) > 1:
         problems.append(f"data planes disagree on the config hash: {hashes}")
@@ -302,10 +303,7 @@ def x_config_hashes(env: UpgradeEnvironment) -> dict[str, str]:
     """The configuration hash each X proxy node reports on /status (DB-less nodes and DPs)."""
     out: dict[str, str] = {}
     for node in env.x_nodes:
-        if node.admin_url:
-            status = env.x_admin(node).status()
-        else:
-            status = env.status_client(node).status()
+        status = env.x_admin(node).status() if node.admin_url else env.status_client(node).status()
         value = status.get("configuration_hash")
         if not isinstance(value, str):
             raise HarnessError(
@@ -349,10 +347,10 @@ def breaking_changes(env: UpgradeEnvironment, plan: Plan) -> Review:
     """check_upgrade over X's backup and kong.conf, plus the hybrid version rule for Y's own nodes."""
     config = env.backup().config
     x_version = plan.x.version or str(env.read_x_nodes()[0][1].version)
-    findings = list(check_upgrade(x_version, plan.y.version, config, dict(plan.considerations.kong_conf),
+    findings = list(check_upgrade(x_version, plan.y_version, config, dict(plan.considerations.kong_conf),
                                   mode=plan.mode))
     if plan.mode == "hybrid" and plan.y.dp_version:
-        finding = check_hybrid_versions(plan.y.version, plan.y.dp_version)
+        finding = check_hybrid_versions(plan.y_version, plan.y.dp_version)
         if finding is not None:
             findings.insert(0, finding)
     threshold = {"error": 2, "warning": 1, "never": 3}[plan.considerations.fail_on]
@@ -363,7 +361,7 @@ def breaking_changes(env: UpgradeEnvironment, plan: Plan) -> Review:
     env.record.findings = [
         ReportFinding(f.id, f.severity, f.title or f.breaks[:120], f.action) for f in findings
     ]
-    return Review(x_version, plan.y.version, tuple(findings), blocking, accepted)
+    return Review(x_version, plan.y_version, tuple(findings), blocking, accepted)
 
 
 # ---- decommission ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 
 import pytest
 
-from harness import UpgradeEnvironment, Ledger, x_config_hashes
+from harness import Ledger, UpgradeEnvironment, x_config_hashes
 
 
 @pytest.mark.every_stage

@@ -17,7 +17,8 @@ def test_breaking_changes_reviewed(upgrade: UpgradeEnvironment, plan: Plan, evid
     review = breaking_changes(upgrade, plan)
     evidence.attach_json("breaking-change findings", [f.to_dict() for f in review.findings])
     evidence.attach_text("breaking-change findings (explained)", review.render_text())
-    stage_figures("findings", f"{len(review.findings)} ({len(review.blocking)} blocking, {len(review.accepted)} accepted)")
+    counts = f"{len(review.findings)} ({len(review.blocking)} blocking, {len(review.accepted)} accepted)"
+    stage_figures("findings", counts)
     evidence.save_json("findings.json", [f.to_dict() for f in review.findings])
     assert not review.blocking, (
         f"breaking changes block the upgrade {review.x_version} -> {review.y_version} "

@@ -7,8 +7,8 @@ they may now be retired.
 """
 
 import pytest
-
 from invariants import test_x_config_unchanged, test_x_never_written  # noqa: F401  (checked while X runs)
+
 from harness import Plan, UpgradeEnvironment
 
 pytestmark = pytest.mark.stage("decommission")

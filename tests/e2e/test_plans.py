@@ -14,10 +14,10 @@ import pytest
 from harness.ledger import STAGES
 from harness.report.redact import find_secrets
 from harness.report.screenshot import is_blank, screenshot
-
 from tests.e2e.conftest import SAMPLE_KEYS, PlanRun, run_plan
 
-pytestmark = pytest.mark.e2e
+# whole plans measure traffic: one worker runs them in turn with the other timing-sensitive tests
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
 
 
 @pytest.fixture(scope="module")

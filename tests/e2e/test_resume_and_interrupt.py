@@ -12,7 +12,8 @@ import yaml
 from harness.ledger import STAGES
 from tests.e2e.conftest import ROOT, interrupt_when, run_plan
 
-pytestmark = pytest.mark.e2e
+# whole plans measure traffic: one worker runs them in turn with the other timing-sensitive tests
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
 
 
 def test_resume_shift_after_a_fix_without_redoing_earlier_stages(module_tmp: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from harness.ledger import STAGES
 from tests.e2e.conftest import PlanRun, run_plan
 
-pytestmark = pytest.mark.e2e
+# whole plans measure traffic: one worker runs them in turn with the other timing-sensitive tests
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
 
 # plan, the stage that must fail, what its message must say, whether traffic had moved (rollback)
 SCENARIOS = [

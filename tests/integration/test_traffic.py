@@ -28,7 +28,8 @@ from harness.traffic import (
 )
 from harness.traffic.base import SplitterBase, free_port
 
-pytestmark = pytest.mark.integration
+# timing-sensitive: never beside the whole-plan runs (same xdist group, so one worker runs them in turn)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("timing")]
 
 X_VERSION, Y_VERSION = "3.4.2", "3.9.1"
 MIX = [ProbeRequest(path="/orders"), ProbeRequest(path="/orders/42?page=1", name="order 42")]

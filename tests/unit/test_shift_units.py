@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from harness.gates import GateCheck, GateResult
-from harness.shift import RollbackProof, Soak, StepOutcome, window_csv, with_completeness
+from harness.shift import Soak, StepOutcome, window_csv, with_completeness
 from harness.traffic.probe import CSV_FIELDS, ProbeRecord, ProbeWindow
 
 
@@ -164,12 +164,8 @@ def test_a_step_with_no_answers_shows_dashes() -> None:
 
 # --- small values ---------------------------------------------------------------------------------------
 
-def test_soak_summary_and_rollback_proof() -> None:
+def test_soak_summary() -> None:
     w = window(3, 97)
     soak = Soak(requests=100, x_hits=3, errors=1, window=w)
     assert soak.summary_line() == "100 requests over the soak window, 3 reached X, 1 failed"
     assert len(rows(soak.window_csv)) == 101
-    proof = RollbackProof("step 25 failed", 0.01, 0.4, 60, 2, 0)
-    assert proof.to_dict() == {"reason": "step 25 failed", "seconds_to_weights": 0.01,
-                               "seconds_to_proof": 0.4, "requests_after": 60, "y_hits_after": 2,
-                               "failed_after": 0}
