@@ -134,10 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         for r in results
     ]
-    rows.append(Row("highest rate under 1 % late", f"{best} req/s", target=">= 1000 req/s", met=best >= 1000))
+    # the targets: >= 2,000 req/s with under 1 % schedule lag; p50/p99 within 10 % of wrk's
+    rows.append(Row("highest rate under 1 % late", f"{best} req/s", target=">= 2000 req/s", met=best >= 2000))
     rows.append(Row(
         f"wrk -t1 -c{args.connections} (closed loop) on the same target", "-",
         f"{wrk[0]:.0f} req/s, p50 {wrk[1]:.2f} ms, p99 {wrk[2]:.2f} ms",
+    ))
+    near = min(passing or results, key=lambda r: abs(r["rate"] - 2000))
+    p50_ratio, p99_ratio = near["p50"] / wrk[1], near["p99"] / wrk[2]
+    rows.append(Row(
+        f"probe p50 / p99 at {near['rate']:.0f} req/s vs wrk's", f"{near['p50']:.2f} / {near['p99']:.2f} ms",
+        f"{wrk[1]:.2f} / {wrk[2]:.2f} ms", f"{p50_ratio:.1f}x / {p99_ratio:.1f}x", target="within 10 %",
+        met=p50_ratio <= 1.1 and p99_ratio <= 1.1,
     ))
     table = Table(
         "Probe rate: open-loop schedule held (static nginx target)",
