@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -131,6 +132,8 @@ class UpgradeEnvironment:
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _x_methods: list[str] = field(default_factory=list)
     _traffic: Any = None
+    _traffic_error: str | None = None
+    _splitter_dir: Path | None = None
     _providers: dict[str, NodeProvider] = field(default_factory=dict)
     _echo: subprocess.Popen[bytes] | None = None
     _echo_port: int | None = None
@@ -154,6 +157,19 @@ class UpgradeEnvironment:
 
     def __repr__(self) -> str:
         return f"UpgradeEnvironment(plan={self.plan.name!r}, run_id={self.run_id!r})"
+
+    def sweep_leftovers(self) -> None:
+        """Remove what an earlier, crashed session of this run left: its containers, network and
+        processes (each process checked through /proc to be the one the harness started)."""
+        from harness.nodes import sweep
+
+        result = sweep(self.run_id, run_dir=self.work_dir / "nodes", docker=self.uses_docker())
+        if result.removed:
+            self.log(f"removed leftovers of an earlier session of this run: {result.containers or ''} "
+                     f"{result.networks or ''} {result.processes or ''}".strip())
+
+    def uses_docker(self) -> bool:
+        return "docker" in (self.x_provider, self.y_provider)
 
     def learn_secrets(self, values: Any) -> None:
         """Secret values met during the run: kept out of every report and attachment from now on."""
@@ -418,7 +434,9 @@ class UpgradeEnvironment:
             url = httpx.URL(node.proxy_url or "")
             backends.append(Backend(node.name, node.cluster, url.host, url.port or 80))
         kind = self.plan.traffic.splitter
-        kwargs: dict[str, Any] = {"backends": backends, "run_dir": self.work_dir / "splitter"}
+        # a short folder: HAProxy's admin socket path must stay under the ~100 characters unix allows
+        self._splitter_dir = Path(tempfile.mkdtemp(prefix="kuh-lb-"))
+        kwargs: dict[str, Any] = {"backends": backends, "run_dir": self._splitter_dir}
         if kind == "command":
             kwargs["command"] = self.plan.traffic.command
         splitter = get_splitter(kind, **kwargs)
@@ -521,12 +539,18 @@ class UpgradeEnvironment:
         """The splitter and the background probe; on a resumed session, X and every Y node first."""
         from harness.shift import TrafficRun
 
+        if self._traffic_error is not None:  # one failed start is reported once, not retried per step
+            raise HarnessError(f"traffic could not start earlier in this run: {self._traffic_error}")
         if self._traffic is None:
-            self.backup()
-            self.start_x()
-            self.deploy_y(self.plan.y.count)
-            self.start_splitter()
-            self._traffic = TrafficRun.start(self, self.corpus())
+            try:
+                self.backup()
+                self.start_x()
+                self.deploy_y(self.plan.y.count)
+                self.start_splitter()
+                self._traffic = TrafficRun.start(self, self.corpus())
+            except HarnessError as exc:
+                self._traffic_error = str(exc).splitlines()[0]
+                raise
         return self._traffic
 
     def retire_x(self) -> staging.Retired:
@@ -550,6 +574,8 @@ class UpgradeEnvironment:
                 errors.append(f"returning traffic to X: {exc}")
             with suppress(Exception):
                 self.splitter.stop()
+        if self._splitter_dir is not None:
+            shutil.rmtree(self._splitter_dir, ignore_errors=True)
         for client in self._clients.values():
             with suppress(Exception):
                 client.close()

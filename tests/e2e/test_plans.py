@@ -92,3 +92,14 @@ def test_kong_28_to_34_plan_reports_the_breaking_changes_it_meets(module_tmp: Pa
     assert {"regex-path-without-tilde", "format-version-3", "plugin-priority-3.0"} <= ids
     assert run.outcomes()["considerations"] == "passed"  # warnings: Kong 3.x migrates 2.x-format files itself
     assert run.leftovers() == []
+
+
+def test_nginx_splitter_plan_passes(module_tmp: Path) -> None:
+    run = run_plan(module_tmp, "plans/dbless-nginx.yaml")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.outcomes() == {stage: "passed" for stage in STAGES}
+    steps = run.summary["steps"]
+    assert [s["weight_y"] for s in steps] == [10, 50, 100]
+    assert sum(s["errors_x"] + s["errors_y"] for s in steps) == 0  # reloads under traffic lose nothing
+    assert run.verdict("shift")["figures"]["splitter"].startswith("nginx at http://127.0.0.1:")
+    assert run.leftovers() == []
