@@ -3,12 +3,14 @@ exits non-zero, rolls traffic back to X where it had moved, and leaves nothing r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from harness.ledger import STAGES
-from tests.e2e.conftest import PlanRun, run_plan
+from harness.report.redact import find_secrets
+from tests.e2e.conftest import SAMPLE_KEYS, PlanRun, run_plan
 
 # whole plans measure traffic: one worker runs them in turn with the other timing-sensitive tests
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
@@ -49,6 +51,13 @@ def test_failure_scenario(module_tmp: Path, name: str, stage: str | None, messag
     assert f"verdict: FAILED (failed stage: {failed})" in run.output
     page = (run.run_dir / "signoff.html").read_text()
     assert "FAILED" in page and failed in page
+    # the reports of a failed run are as complete as a passed one's, and as clean of secrets
+    failures = [c for c in run.junit().iter("testcase") if c.find("failure") is not None]
+    assert failures and all(c.get("classname", "").startswith("suites.") for c in failures)
+    assert any(json.loads(r.read_text())["status"] in ("failed", "broken")
+               for r in (run.run_dir / "allure-results").glob("*-result.json"))
+    assert (run.run_dir / "allure-report" / "index.html").exists()
+    assert find_secrets(run.run_dir, SAMPLE_KEYS) == []
     if rolled_back:
         rollback = summary["rollback"]
         assert rollback is not None, "traffic had moved but no rollback was recorded"
