@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -409,9 +408,6 @@ class UpgradeEnvironment:
             hint="a DB-less node needs a valid config; a DP needs its CP (check /clustering/data-planes)",
         )
 
-    def proxy_nodes(self, cluster: str) -> list[Node]:
-        return self.x_nodes if cluster == "x" else self.y_nodes
-
     # ---- a scratch node (backup restore proof) ---------------------------------------------------
     @contextmanager
     def scratch_node(self, version: str) -> Iterator[Node]:
@@ -596,12 +592,3 @@ class UpgradeEnvironment:
                 self._echo.wait(5)
         for line in errors:
             self.log(f"teardown problem: {line}")
-
-    def forget_secrets(self) -> None:
-        """Remove the restorable backup and certificates (they hold secrets) after a finished run."""
-        shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def elapsed(start: float) -> float:
-    return round(time.monotonic() - start, 3)
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -165,10 +164,7 @@ def test_diff_finds_added_removed_changed_on_a_few_hundred_entities() -> None:
     y_raw["services"][0]["plugins"][0]["config"]["hide_credentials"] = False
     x, y = normalise(x_raw), normalise(y_raw)
     assert x.count() > 400
-    started = time.perf_counter()
-    result = diff(x, y)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0
+    result = diff(x, y)  # its speed is measured in benchmarks/config_parity.py, not asserted here
     assert [c.path for c in result.added] == ["consumers['newcomer']"]
     assert sorted(c.path for c in result.removed) == [
         "routes['route-11-0']", "routes['route-11-1']", "services['svc-11']"]

@@ -17,6 +17,9 @@ from harness.traffic import Backend, Probe, ProbeRequest, ProbeWindow, server_we
 from harness.traffic.base import check_backends, check_weights, split_from_server_weights
 from harness.traffic.probe import ProbeTransportError, attribute, safe_path
 
+# a few tests here hold the probe to its schedule: keep them on the worker that runs timing-sensitive tests in turn
+pytestmark = pytest.mark.xdist_group("timing")
+
 Answer = tuple[int, dict[str, str]]
 
 
