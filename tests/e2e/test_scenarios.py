@@ -58,6 +58,7 @@ def test_failure_scenario(module_tmp: Path, name: str, stage: str | None, messag
                for r in (run.run_dir / "allure-results").glob("*-result.json"))
     assert (run.run_dir / "allure-report" / "index.html").exists()
     assert find_secrets(run.run_dir, SAMPLE_KEYS) == []
+    assert not [key for key in SAMPLE_KEYS if key in run.output]  # nor in the terminal output of a failure
     if rolled_back:
         rollback = summary["rollback"]
         assert rollback is not None, "traffic had moved but no rollback was recorded"
