@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -369,16 +369,13 @@ class UpgradeEnvironment:
         while len(self.y_nodes) < count:
             i = len(self.y_nodes) + 1
             if self.hybrid:
-                try:
-                    node = prov.start(self._request(
-                        f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y_version, cp=self.y_cp,
-                        faults=plan.y.faults))
-                except NodeStartError as exc:
-                    raise NodeStartError(
-                        f"data plane dp-y{i} ({plan.y.dp_version or plan.y_version}) did not become ready under "
-                        f"{self.y_cp}; the control plane lists: {self._data_plane_rows()}\n{exc.message}",
-                        hint=exc.hint,
-                    ) from exc
+                request = replace(self._request(f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y_version,
+                                                cp=self.y_cp, faults=plan.y.faults), wait_for_config=False)
+                node = prov.start(request)
+                self.y_nodes.append(node)
+                self._wait_joined(node)
+                self.log(f"Y data plane {node} joined {self.y_cp} and is ready")
+                continue
             else:
                 node = prov.start(self._request(f"y{i}", "y", "dbless", plan.y_version, faults=plan.y.faults))
                 self.y_nodes.append(node)  # owned from here on, stopped by close() even if loading fails
@@ -386,10 +383,33 @@ class UpgradeEnvironment:
                 self.wait_ready(node)
                 self.log(f"Y node {node} loaded with the backup and ready")
                 continue
-            self.y_nodes.append(node)
-            self.wait_ready(node)
-            self.log(f"Y data plane {node} joined {self.y_cp} and is ready")
         return self.y_nodes
+
+    def _wait_joined(self, dp: Node, timeout: float = 30) -> None:
+        """Wait for a DP to get its config from the CP; stop at once when the CP refuses it."""
+        assert self.y_cp is not None
+
+        def look() -> tuple[str, str]:
+            code, message = self.status_client(dp).ready()
+            if code == 200:
+                return "ready", ""
+            for row in self.y_admin(self.y_cp).data_planes():
+                if (row.sync_status or "").endswith("_incompatible") and row.version == dp.version:
+                    return "refused", f"version {row.version} sync_status {row.sync_status}"
+            return "waiting", f"/status/ready {code} {message!r}"
+
+        state, detail = wait_until(
+            look, ok=lambda r: r[0] != "waiting", what=f"{dp} to receive its configuration from {self.y_cp}",
+            where=str(dp), timeout=timeout, logs=lambda: self.provider(dp.provider).logs(dp),
+            hint="check /clustering/data-planes on the CP and the DP's log",
+        )
+        if state == "refused":
+            raise NodeStartError(
+                f"{self.y_cp} refused data plane {dp}: the control plane lists it as {detail}, and sends it no "
+                f"configuration (all rows: {self._data_plane_rows()})",
+                hint="run data planes at the control plane's major version and at its minor version or older "
+                "(KONG-FACTS §3.3)",
+            )
 
     def _data_plane_rows(self) -> str:
         if self.y_cp is None:

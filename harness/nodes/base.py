@@ -57,6 +57,8 @@ class NodeRequest:
     echo_port: int | None = None                 # emulator: start the echo upstream beside it
     spec: str | None = None                      # the node spec (harness.nodes.spec); existing nodes,
                                                  # a local kong, or a docker image; else derived
+    wait_for_config: bool = True                 # False: ready once it answers, even without config yet
+                                                 # (the caller watches a DP join its CP itself)
 
 
 @runtime_checkable

@@ -178,7 +178,8 @@ class DockerProvider:
         container = self._container(request, spec, network)
         version = request.version or spec.version
         expect_config = bool(request.declarative_config) or (
-            request.role == "dp" and not any("refuse_cp" in k.lower() for k in request.faults)
+            request.role == "dp" and request.wait_for_config
+            and not any("refuse_cp" in k.lower() for k in request.faults)
         )
         check = ready_check(request.role, version, expect_config=expect_config)
         port = PORTS["admin"] if check.listener == "admin" else PORTS["status"]

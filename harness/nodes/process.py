@@ -200,7 +200,8 @@ class ProcessProvider:
         )
         self._running[request.name] = _Running(node, proc, folder, log)
         expect_config = bool(request.declarative_config) or (
-            request.role == "dp" and "refuse_cp" not in {_fault_key(k) for k in request.faults}
+            request.role == "dp" and request.wait_for_config
+            and "refuse_cp" not in {_fault_key(k) for k in request.faults}
         )
         check = ready_check(request.role, version, expect_config=expect_config)
         try:
