@@ -21,7 +21,7 @@ class DbError(Exception):
 
 
 def schema_violation(errors: dict[str, Any]) -> DbError:
-    flat = []
+    flat: list[str] = []
     for key, value in errors.items():
         if key == "@entity":
             flat.extend(str(v) for v in value)

@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -157,8 +157,9 @@ class ControlPlane:
             log(f"unable to connect data plane {node_id}: {problem}")
             await ws.close()
             return ws
-        plugins = {p.get("name"): p.get("version", "")
-                   for p in info.get("plugins") or [] if isinstance(p, dict)}
+        # as the DP sent them; only ever looked up by a configured plugin's name
+        plugins = cast("dict[str, str]", {p.get("name"): p.get("version", "")
+                                          for p in info.get("plugins") or [] if isinstance(p, dict)})
         try:
             dp_version: KongVersion | None = KongVersion.parse(node_version.split("-")[0])
         except ValueError:
@@ -269,8 +270,8 @@ class DataPlane:
         for index, path in enumerate(self.version.dp_paths):
             url = f"wss://{settings.cluster_control_plane}{path}?{query}"
             try:
-                ws = await session.ws_connect(url, ssl=self.ssl_context(), max_msg_size=64 * 1024 * 1024,
-                                              timeout=10)
+                # close timeout: the 10 s default on both aiohttp 3.8 (float) and 3.10+ (ClientWSTimeout)
+                ws = await session.ws_connect(url, ssl=self.ssl_context(), max_msg_size=64 * 1024 * 1024)
                 break
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status == 404 and index + 1 < len(self.version.dp_paths):

@@ -7,7 +7,7 @@ import email.policy
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -58,8 +58,9 @@ def _body_params(body: bytes, content_type: str) -> tuple[str, Any]:
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             if name:
+                # decode=True gives the part's bytes (None only for a nested multipart part)
                 fields.append((str(name), part.get_content() if part.get_content_type().startswith("text")
-                               else part.get_payload(decode=True).decode("utf-8", "replace")))
+                               else cast(bytes, part.get_payload(decode=True)).decode("utf-8", "replace")))
         return "multipart", fields
     return "none", {}
 
@@ -75,7 +76,8 @@ def authenticate(version: KongVersion, config: dict[str, Any], snapshot: Snapsho
     duplicate = False
     where = ""
     name_found = ""
-    body_kind, body_params = "none", {}
+    body_kind: str = "none"
+    body_params: Any = {}  # a JSON object or a list of (name, value) pairs, by body_kind
     if config.get("key_in_body"):
         body_kind, body_params = _body_params(body, headers.get("Content-Type", ""))
     for name in config.get("key_names") or ["apikey"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from emulator.schema import path_is_regex, pcre_to_python, regex_source
@@ -73,7 +73,7 @@ class Router:
                 for name, values in (route.get("headers") or {}).items()
                 if name.lower() != "host"
             )
-            base = dict(
+            base = Candidate(
                 route=route, service=service,
                 hosts=frozenset(h for h in hosts if "*" not in h),
                 wild_hosts=tuple(
@@ -87,14 +87,14 @@ class Router:
                 1 if paths else 0)
             group = groups.setdefault(weight, _Group(weight, {}, [], [], []))
             if not paths:
-                group.pathless.append(Candidate(**base))
+                group.pathless.append(base)
             for path in paths:
                 if path_is_regex(path, version):
                     pattern = re.compile(pcre_to_python(regex_source(path, version)))
                     group.regex.append((-int(route.get("regex_priority") or 0), order,
-                                        Candidate(**base, regex=pattern)))
+                                        replace(base, regex=pattern)))
                 else:
-                    candidate = Candidate(**base, prefix=path)
+                    candidate = replace(base, prefix=path)
                     group.exact.setdefault(path, []).append(candidate)
                     group.prefix.append((-len(path), order, candidate))
         self._groups = [groups[w] for w in sorted(groups, reverse=True)]
