@@ -1,4 +1,5 @@
-"""What every splitter shares: the backend value, the Protocol, weight arithmetic, small helpers.
+"""What every splitter shares: the backend value, the Protocol, weight arithmetic, small helpers,
+and :class:`ProcessSplitter`, the child-process life cycle of the balancers the harness runs itself.
 
 A splitter sits in front of cluster X and cluster Y and sends ``x`` percent of requests to X and
 ``y`` percent to Y. Whatever balancer does the work, the probe can tell who answered from two
@@ -8,10 +9,14 @@ carrying ``X-KUH-Pin: y`` goes to Y at any weight, 0 % included.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
-from collections.abc import Mapping, Sequence
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, runtime_checkable
 
@@ -229,3 +234,166 @@ class SplitterBase:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ProcessSplitter(SplitterBase):
+    """A balancer the harness runs as its own child process (HAProxy, nginx): what they share.
+
+    The subclass says how to prepare its folder and config (:meth:`_prepare`), which command line
+    runs the balancer (:meth:`_argv`), where the child's output goes (``output_paths[0]``; more
+    files to read after it for an error message), what "started" means (:meth:`_wait_started`)
+    and how to read the per-server weights (:meth:`server_weights`). Starting, watching for an
+    early exit, the error tails, stopping by pid, and backend lookup are here.
+    """
+
+    label = "balancer"      # how messages name it: "HAProxy", "nginx"
+    install_hint = ""       # the next step when the binary cannot be run
+    config_name = "balancer.conf"  # the config file the subclass writes in run_dir
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        run_dir: str | Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        binary: str | None = None,
+        initial: tuple[int, int] = (100, 0),
+        start_timeout: float = 10.0,
+    ) -> None:
+        """``port`` None picks a free one; ``binary`` None runs the program named like :attr:`kind`."""
+        self.backends = check_backends(backends)
+        self.run_dir = Path(run_dir).absolute()
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.binary = binary or self.kind
+        self.initial = check_weights(*initial)
+        self.start_timeout = start_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # ---- what a balancer says about itself ------------------------------------------------------
+
+    @property
+    def output_paths(self) -> tuple[Path, ...]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _prepare(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _argv(self) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _wait_started(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def server_weights(self) -> dict[str, int]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _stopped(self) -> None:
+        """Clean-up after the child is gone (e.g. a socket file); nothing by default."""
+
+    # ---- shared ---------------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / self.config_name
+
+    @property
+    def listen_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        if self._proc is not None:
+            raise TrafficError(f"{self.kind} splitter on {self.listen_url} is already started (pid {self.pid})")
+        self._prepare()
+        output = self.output_paths[0].open("wb")
+        try:
+            self._proc = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=output,
+                                          stderr=subprocess.STDOUT)
+        except OSError as exc:
+            raise TrafficError(f"could not run {self.label} ({self.binary!r}): {exc}",
+                               hint=self.install_hint) from exc
+        finally:
+            output.close()  # the child keeps its own handle
+        try:
+            self._wait_started()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _output(self) -> str:
+        """The first of :attr:`output_paths` that holds anything (they mostly repeat each other)."""
+        for path in self.output_paths:
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace")
+                if text.strip():
+                    return text
+        return ""
+
+    def _raise_if_exited(self, doing: str) -> None:
+        assert self._proc is not None
+        code = self._proc.poll()
+        if code is not None:
+            raise TrafficError(
+                f"{self.label} exited with code {code} while {doing} on {self.host}:{self.port} "
+                f"(config {self.config_path}); its output:\n    {tail(self._output())}",
+                hint="if the port is taken, choose another port (or leave port unset for a free one)",
+            )
+
+    def _wait_for(
+        self, ready: Callable[[], str | None], timeout: float, *, doing: str, goal: str, interval: float
+    ) -> None:
+        """Poll ``ready`` (None when done, else what it saw) until ``timeout``; the child exiting
+        meanwhile raises at once, naming what it was ``doing``."""
+        deadline = time.monotonic() + timeout
+        seen: str | None = "nothing yet"
+        while time.monotonic() < deadline:
+            self._raise_if_exited(doing)
+            seen = ready()
+            if seen is None:
+                return
+            time.sleep(interval)
+        raise TrafficError(
+            f"{self.label} (pid {self.pid}) on {self.listen_url} did not {goal} within {timeout:.0f}s; "
+            f"last seen: {seen}; its output:\n    {tail(self._output())}"
+        )
+
+    def _require_running(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            raise TrafficError(
+                f"the {self.label} splitter on {self.listen_url} is not running",
+                hint=f"call start() first; its output: {self.output_paths[0]}",
+            )
+
+    def _backend(self, node_name: str) -> Backend:
+        for b in self.backends:
+            if b.name == node_name:
+                return b
+        known = ", ".join(b.name for b in self.backends)
+        raise TrafficError(f"no backend named {node_name!r} behind this splitter; known: {known}")
+
+    def weights(self) -> tuple[int, int]:
+        return split_from_server_weights(self.backends, self.server_weights())
+
+    def _confirm_weights(self, x: int, y: int) -> None:
+        """After a change: the split the running balancer reports must be the one just set."""
+        seen = self.weights()
+        if seen != (x, y):
+            raise TrafficError(f"{self.label} reports weights {seen} after setting x={x}, y={y}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: a fast shutdown for both balancers
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self._stopped()

@@ -19,8 +19,6 @@ probe timeouts by HAProxy's 1 s pause between retries.
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,14 +28,10 @@ from harness.traffic.base import (
     HEADER_SIDE,
     HEADER_UPSTREAM,
     Backend,
-    SplitterBase,
-    check_backends,
+    ProcessSplitter,
     check_weights,
-    free_port,
     port_accepts,
     server_weights,
-    split_from_server_weights,
-    tail,
 )
 
 SPLIT_BACKEND = "kuh_split"
@@ -96,45 +90,28 @@ def render_config(
     return "\n".join(lines)
 
 
-class HAProxySplitter(SplitterBase):
+class HAProxySplitter(ProcessSplitter):
     """A HAProxy child process in ``run_dir``; see the module docstring for the config it writes."""
 
     kind = "haproxy"
+    label = "HAProxy"
+    install_hint = "install haproxy (Debian: apt-get install haproxy) or pass binary="
 
-    def __init__(
-        self,
-        backends: Sequence[Backend],
-        run_dir: str | Path,
-        *,
-        port: int | None = None,
-        host: str = "127.0.0.1",
-        binary: str = "haproxy",
-        initial: tuple[int, int] = (100, 0),
-        start_timeout: float = 10.0,
-    ) -> None:
-        self.backends = check_backends(backends)
-        self.run_dir = Path(run_dir).absolute()
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self.binary = binary
-        self.initial = check_weights(*initial)
-        self.start_timeout = start_timeout
-        self.config_path = self.run_dir / "haproxy.cfg"
-        self.socket_path = self.run_dir / "haproxy.sock"
-        self.log_path = self.run_dir / "haproxy.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+    config_name = "haproxy.cfg"
 
     @property
-    def listen_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def socket_path(self) -> Path:
+        return self.run_dir / "haproxy.sock"
 
     @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+    def log_path(self) -> Path:
+        return self.run_dir / "haproxy.log"
 
-    def start(self) -> None:
-        if self._proc is not None:
-            raise TrafficError(f"haproxy splitter on {self.listen_url} is already started (pid {self.pid})")
+    @property
+    def output_paths(self) -> tuple[Path, ...]:
+        return (self.log_path,)
+
+    def _prepare(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if len(str(self.socket_path)) > 100:
             raise TrafficError(
@@ -149,53 +126,23 @@ class HAProxySplitter(SplitterBase):
                 y=self.initial[1], host=self.host,
             )
         )
-        log = self.log_path.open("wb")
-        try:
-            self._proc = subprocess.Popen(
-                [self.binary, "-f", str(self.config_path), "-db"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            raise TrafficError(
-                f"could not run HAProxy ({self.binary!r}): {exc}",
-                hint="install haproxy (Debian: apt-get install haproxy) or pass binary=",
-            ) from exc
-        finally:
-            log.close()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            code = self._proc.poll()
-            if code is not None:
-                raise TrafficError(
-                    f"HAProxy exited with code {code} while starting on {self.host}:{self.port} "
-                    f"(config {self.config_path}); its output:\n    {tail(self._log())}",
-                    hint="if the port is taken, choose another port (or leave port unset for a free one)",
-                )
-            if self.socket_path.exists() and port_accepts(self.host, self.port):
-                try:
-                    self._command("show info")
-                    return
-                except TrafficError:
-                    pass
-            time.sleep(0.05)
-        raise TrafficError(
-            f"HAProxy (pid {self.pid}) did not become ready on {self.listen_url} within "
-            f"{self.start_timeout:.0f}s; its output:\n    {tail(self._log())}"
-        )
+    def _argv(self) -> list[str]:
+        return [self.binary, "-f", str(self.config_path), "-db"]
 
-    def _log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+    def _wait_started(self) -> None:
+        def ready() -> str | None:
+            if not self.socket_path.exists():
+                return "no admin socket yet"
+            if not port_accepts(self.host, self.port):
+                return "the port refuses connections"
+            try:
+                self._command("show info")
+            except TrafficError as exc:
+                return str(exc)
+            return None
+
+        self._wait_for(ready, self.start_timeout, doing="starting", goal="become ready", interval=0.05)
 
     def _command(self, command: str, timeout: float = 5.0) -> str:
         """Send one runtime API command line over the admin socket and return the answer."""
@@ -217,13 +164,6 @@ class HAProxySplitter(SplitterBase):
             ) from exc
         return b"".join(chunks).decode(errors="replace")
 
-    def _require_running(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            raise TrafficError(
-                f"the HAProxy splitter on {self.listen_url} is not running",
-                hint=f"call start() first; its log: {self.log_path}",
-            )
-
     def set_weights(self, x: int, y: int) -> None:
         check_weights(x, y)
         self._require_running()
@@ -239,9 +179,7 @@ class HAProxySplitter(SplitterBase):
                 f"HAProxy refused the weight change to x={x}, y={y}: {answer}",
                 hint=f"the command was {line!r}",
             )
-        seen = self.weights()
-        if seen != (x, y):
-            raise TrafficError(f"HAProxy reports weights {seen} after setting x={x}, y={y}")
+        self._confirm_weights(x, y)
 
     def server_weights(self) -> dict[str, int]:
         """Each server's current weight in the split backend, as HAProxy reports it."""
@@ -258,30 +196,14 @@ class HAProxySplitter(SplitterBase):
                 ) from exc
         return out
 
-    def weights(self) -> tuple[int, int]:
-        return split_from_server_weights(self.backends, self.server_weights())
-
     def drain(self, node_name: str) -> None:
         self._require_running()
-        backend = next((b for b in self.backends if b.name == node_name), None)
-        if backend is None:
-            known = ", ".join(b.name for b in self.backends)
-            raise TrafficError(f"no backend named {node_name!r} behind this splitter; known: {known}")
+        backend = self._backend(node_name)
         targets = [SPLIT_BACKEND] + ([PIN_BACKEND] if backend.side == "y" else [])
         for target in targets:
             answer = self._command(f"set server {target}/{node_name} state drain").strip()
             if answer:
                 raise TrafficError(f"HAProxy refused to drain {target}/{node_name}: {answer}")
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+    def _stopped(self) -> None:
         self.socket_path.unlink(missing_ok=True)

@@ -32,13 +32,10 @@ from harness.traffic.base import (
     HEADER_SIDE,
     HEADER_UPSTREAM,
     Backend,
-    SplitterBase,
-    check_backends,
+    ProcessSplitter,
     check_weights,
-    free_port,
     port_accepts,
     server_weights,
-    split_from_server_weights,
     tail,
 )
 
@@ -129,10 +126,13 @@ http {{
 """
 
 
-class NginxSplitter(SplitterBase):
+class NginxSplitter(ProcessSplitter):
     """An nginx child process in ``run_dir``; see the module docstring."""
 
     kind = "nginx"
+    label = "nginx"
+    install_hint = "install nginx (Debian: apt-get install nginx) or pass binary="
+    config_name = "nginx.conf"
 
     def __init__(
         self,
@@ -141,35 +141,26 @@ class NginxSplitter(SplitterBase):
         *,
         port: int | None = None,
         host: str = "127.0.0.1",
-        binary: str = "nginx",
+        binary: str | None = None,
         initial: tuple[int, int] = (100, 0),
         start_timeout: float = 10.0,
         reload_timeout: float = 10.0,
         test_each_reload: bool = False,
     ) -> None:
-        self.backends = check_backends(backends)
-        self.run_dir = Path(run_dir).absolute()
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self.binary = binary
-        self.start_timeout = start_timeout
+        super().__init__(backends, run_dir, port=port, host=host, binary=binary, initial=initial,
+                         start_timeout=start_timeout)
         self.reload_timeout = reload_timeout
         self.test_each_reload = test_each_reload
-        self.config_path = self.run_dir / "nginx.conf"
         self.output_path = self.run_dir / "nginx.out"
         self.error_log = self.run_dir / "error.log"
-        self._split = check_weights(*initial)
+        self._split = self.initial
         self._drained: frozenset[str] = frozenset()
         self._generation = 0
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def listen_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+    def output_paths(self) -> tuple[Path, ...]:
+        """nginx's stderr first, then its error log (used when stderr was empty)."""
+        return (self.output_path, self.error_log)
 
     def _write_config(self) -> None:
         self._generation += 1
@@ -182,14 +173,11 @@ class NginxSplitter(SplitterBase):
         )
 
     def _nginx(self, *args: str) -> subprocess.CompletedProcess[str]:
-        command = [self.binary, "-p", f"{self.run_dir}/", "-c", str(self.config_path), *args]
+        command = [*self._argv(), *args]
         try:
             return subprocess.run(command, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise TrafficError(
-                f"could not run {' '.join(command)}: {exc}",
-                hint="install nginx (Debian: apt-get install nginx) or pass binary=",
-            ) from exc
+            raise TrafficError(f"could not run {' '.join(command)}: {exc}", hint=self.install_hint) from exc
 
     def _test_config(self) -> None:
         result = self._nginx("-t", "-q")
@@ -201,41 +189,18 @@ class NginxSplitter(SplitterBase):
                 "its previous config",
             )
 
-    def start(self) -> None:
-        if self._proc is not None:
-            raise TrafficError(f"nginx splitter on {self.listen_url} is already started (pid {self.pid})")
+    def _prepare(self) -> None:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.run_dir / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)  # nginx opens its default log before reading ours
         self._write_config()
         self._test_config()
-        out = self.output_path.open("wb")
-        try:
-            self._proc = subprocess.Popen(
-                [self.binary, "-p", f"{self.run_dir}/", "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            )
-        except OSError as exc:
-            raise TrafficError(
-                f"could not run nginx ({self.binary!r}): {exc}",
-                hint="install nginx (Debian: apt-get install nginx) or pass binary=",
-            ) from exc
-        finally:
-            out.close()
-        try:
-            self._wait_generation(self.start_timeout, starting=True)
-        except BaseException:
-            self.stop()
-            raise
 
-    def _output(self) -> str:
-        """nginx's stderr, or its error log when stderr was empty (they mostly repeat each other)."""
-        for path in (self.output_path, self.error_log):
-            with contextlib.suppress(OSError):
-                text = path.read_text(errors="replace")
-                if text.strip():
-                    return text
-        return ""
+    def _argv(self) -> list[str]:
+        return [self.binary, "-p", f"{self.run_dir}/", "-c", str(self.config_path)]
+
+    def _wait_started(self) -> None:
+        self._wait_generation(self.start_timeout, starting=True)
 
     def _read_status(self) -> tuple[int, dict[str, int]]:
         """(generation, per-server weights) from the running nginx, on a fresh connection.
@@ -289,33 +254,18 @@ class NginxSplitter(SplitterBase):
     def _wait_generation(
         self, timeout: float, *, starting: bool = False, log_size: int | None = None
     ) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + timeout
-        seen: object = "no answer"
-        while time.monotonic() < deadline:
+        def ready() -> str | None:
             self._check_reload_rejected(log_size)
-            code = self._proc.poll()
-            if code is not None:
-                raise TrafficError(
-                    f"nginx exited with code {code} while {'starting' if starting else 'reloading'} on "
-                    f"{self.host}:{self.port} (config {self.config_path}); its output:\n    "
-                    f"{tail(self._output())}",
-                    hint="if the port is taken, choose another port (or leave port unset for a free one)",
-                )
-            if port_accepts(self.host, self.port):
-                try:
-                    generation, _ = self._read_status()
-                    if generation == self._generation:
-                        return
-                    seen = f"generation {generation}"
-                except TrafficError as exc:
-                    seen = exc
-            time.sleep(0.005)
-        raise TrafficError(
-            f"nginx (pid {self.pid}) on {self.listen_url} did not serve config generation "
-            f"{self._generation} within {timeout:.0f}s; last seen: {seen}; its output:\n    "
-            f"{tail(self._output())}"
-        )
+            if not port_accepts(self.host, self.port):
+                return "the port refuses connections"
+            try:
+                generation, _ = self._read_status()
+            except TrafficError as exc:
+                return str(exc)
+            return None if generation == self._generation else f"generation {generation}"
+
+        self._wait_for(ready, timeout, doing="starting" if starting else "reloading",
+                           goal=f"serve config generation {self._generation}", interval=0.005)
 
     def _workers(self) -> dict[int, str]:
         """The master's child processes and their titles, from /proc (empty where there is none)."""
@@ -351,25 +301,17 @@ class NginxSplitter(SplitterBase):
         An old worker closes its listening sockets when it starts shutting down; until then a fresh
         connection may still reach the old config. Its title says "shutting down" from that moment.
         """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> str | None:
             self._check_reload_rejected(log_size)
             current = self._workers()
-            if all(pid not in current or "shutting down" in current[pid] for pid in old):
-                time.sleep(0.005)  # the title is set just before the sockets close
-                return
-            time.sleep(0.005)
-        raise TrafficError(
-            f"nginx (pid {self.pid}) kept its old workers {sorted(old)} accepting for {timeout:.0f}s "
-            f"after a reload; its output:\n    {tail(self._output())}"
-        )
+            busy = sorted(pid for pid in old if pid in current and "shutting down" not in current[pid])
+            if busy:
+                return f"workers {busy} still accepting"
+            time.sleep(0.005)  # the title is set just before the sockets close
+            return None
 
-    def _require_running(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            raise TrafficError(
-                f"the nginx splitter on {self.listen_url} is not running",
-                hint=f"call start() first; its output: {self.output_path}",
-            )
+        self._wait_for(ready, timeout, doing="reloading", goal=f"retire its old workers {sorted(old)}",
+                       interval=0.005)
 
     def _reload(self) -> None:
         self._require_running()
@@ -393,9 +335,7 @@ class NginxSplitter(SplitterBase):
         except BaseException:
             self._split = previous
             raise
-        seen = self.weights()
-        if seen != (x, y):
-            raise TrafficError(f"nginx reports weights {seen} after setting x={x}, y={y}")
+        self._confirm_weights(x, y)
 
     def server_weights(self) -> dict[str, int]:
         """Each server's weight in the config nginx is running (drained servers keep theirs, as in
@@ -404,13 +344,8 @@ class NginxSplitter(SplitterBase):
         _, weights = self._read_status()
         return weights
 
-    def weights(self) -> tuple[int, int]:
-        return split_from_server_weights(self.backends, self.server_weights())
-
     def drain(self, node_name: str) -> None:
-        if node_name not in {b.name for b in self.backends}:
-            known = ", ".join(b.name for b in self.backends)
-            raise TrafficError(f"no backend named {node_name!r} behind this splitter; known: {known}")
+        self._backend(node_name)
         previous = self._drained
         self._drained = previous | {node_name}
         try:
@@ -418,15 +353,3 @@ class NginxSplitter(SplitterBase):
         except BaseException:
             self._drained = previous
             raise
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()  # SIGTERM: fast shutdown of master and workers
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
