@@ -9,7 +9,9 @@ the tail of its output.
 
 ``get_command`` (optional) prints the current split as two numbers, "X Y" (e.g. ``95 5``): with it
 ``weights()`` reads the balancer; without it ``weights()`` returns the last split set and says so
-in ``weights_source``. ``drain_command`` (optional) gets ``{node}``.
+in ``weights_source``. ``drain_command`` (optional) gets ``{node}``; without one, draining a node
+whose side the balancer already gives 0 % succeeds with nothing to run (it gets no new requests),
+and any other drain raises.
 """
 
 from __future__ import annotations
@@ -170,12 +172,21 @@ class CommandSplitter(SplitterBase):
         return check_weights(x, y)
 
     def drain(self, node_name: str) -> None:
-        if not self.drain_command:
-            raise TrafficError(
-                f"cannot drain {node_name!r}: the command splitter has no drain command",
-                hint="configure drain_command with {node}, or drain through your balancer by hand",
-            )
-        self._run("drain", self.drain_command, {"node": node_name})
+        if self.drain_command:
+            self._run("drain", self.drain_command, {"node": node_name})
+            return
+        side = next((b.side for b in self.backends if b.name == node_name), None)
+        share = None
+        if side is not None and (self.get_command or self._last is not None):
+            share = self.weights()[0 if side == "x" else 1]
+            if share == 0:
+                return  # the balancer sends this side no new requests: drained already
+        raise TrafficError(
+            f"cannot drain {node_name!r}: the command splitter has no drain command"
+            + (f" and side {side.upper()} still has {share} % of the traffic" if side and share else ""),
+            hint="configure drain_command with {node}, set that side's weight to 0 first, or drain "
+            "through your balancer by hand",
+        )
 
     def stop(self) -> None:
         if self.stop_command:
