@@ -26,6 +26,7 @@ async def run(settings: Settings) -> None:
     if settings.declarative_config and role != "data_plane":
         load_start_config(state, settings.declarative_config)
     dataplanes = None
+    cp = None
     if role == "control_plane":
         from emulator.hybrid import ControlPlane
 
@@ -69,6 +70,8 @@ async def run(settings: Settings) -> None:
     log("stopping")
     for task in tasks:
         task.cancel()
+    if cp is not None:
+        await cp.close()
     for runner in reversed(runners):
         await runner.cleanup()
     if proxy is not None:
