@@ -7,12 +7,13 @@ from the configuration to build requests and are never part of a request's name 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode
+
+from harness.config import fingerprint as config_fingerprint
 
 Auth = Literal["none", "good", "missing", "invalid"]
 
@@ -62,7 +63,8 @@ class Corpus:
 
 
 def fingerprint(secret: str) -> str:
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+    """The label a credential goes by in reports: the same ``sha256:<prefix>`` as in the parity diff."""
+    return f"sha256:{config_fingerprint(secret)}"
 
 
 # --- reading a declarative config (flat GET /config output or nested decK-style input) ---------

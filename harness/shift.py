@@ -7,8 +7,6 @@ traffic to X and stops it at teardown).
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -19,7 +17,7 @@ from harness.corpus import Corpus
 from harness.errors import TrafficError
 from harness.gates import GateCheck, GateConfig, GateResult, judge
 from harness.report.model import Rollback, StepResult
-from harness.traffic.probe import CSV_FIELDS, Probe, ProbeRequest, ProbeWindow
+from harness.traffic.probe import Probe, ProbeRequest, ProbeWindow
 from harness.traffic.rollback import RollbackEvidence, rollback
 
 if TYPE_CHECKING:
@@ -60,16 +58,7 @@ def with_completeness(result: GateResult, window: ProbeWindow, *, rate: float, o
 
 
 def window_csv(window: ProbeWindow) -> str:
-    buffer = io.StringIO()
-    # csv quoting: request names hold commas (an unnamed route with two paths is "route#2(/a,/b)")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
-    for r in window.records:
-        writer.writerow((
-            r.seq, r.request, r.method, r.path, f"{r.scheduled:.6f}", f"{r.sent:.6f}", f"{r.done:.6f}",
-            r.side or "", r.node or "", "" if r.status is None else r.status, f"{r.latency_ms:.3f}",
-            (r.error or "").replace(",", ";"), int(r.pinned), int(r.ok)))
-    return buffer.getvalue()
+    return window.csv_text()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, runtime_checkable
 
+from harness import ports
 from harness.errors import TrafficError
 
 Side = Literal["x", "y"]
@@ -191,11 +192,7 @@ def split_from_server_weights(backends: Sequence[Backend], weights: Mapping[str,
     return nearest, 100 - nearest
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on ``host`` (another process may still take it before use)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+free_port = ports.free_port  # one allocator for the whole harness: a port is never handed out twice
 
 
 def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:

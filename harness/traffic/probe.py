@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import gc
+import io
 import re
 import threading
 import time
@@ -238,19 +239,25 @@ class ProbeWindow:
             "retried": self.retried,
         }
 
+    def csv_text(self) -> str:
+        """One row per record (quoted: request names may hold commas). Request headers are never
+        written; query values are masked."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        for r in self.records:
+            writer.writerow([
+                r.seq, r.request, r.method, r.path, f"{r.scheduled:.6f}", f"{r.sent:.6f}",
+                f"{r.done:.6f}", r.side or "", r.node or "", "" if r.status is None else r.status,
+                f"{r.latency_ms:.3f}", r.error or "", int(r.pinned), int(r.ok),
+            ])
+        return buffer.getvalue()
+
     def to_csv(self, path: str | Path) -> Path:
-        """Write one row per record. Request headers are never written; query values are masked."""
+        """Write :meth:`csv_text` to ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_FIELDS)
-            for r in self.records:
-                writer.writerow([
-                    r.seq, r.request, r.method, r.path, f"{r.scheduled:.6f}", f"{r.sent:.6f}",
-                    f"{r.done:.6f}", r.side or "", r.node or "", "" if r.status is None else r.status,
-                    f"{r.latency_ms:.3f}", r.error or "", int(r.pinned), int(r.ok),
-                ])
+        path.write_text(self.csv_text())
         return path
 
 
