@@ -58,6 +58,9 @@ NESTED_CHILDREN: Mapping[str, tuple[str, str]] = {
     "targets": ("targets", ""), "snis": ("snis", ""),
 }
 
+#: keys that can hold a nested child list or a foreign key
+_COLLECTED: frozenset[str] = frozenset(NESTED_CHILDREN) | frozenset(FOREIGN_KEYS)
+
 _PARENT_FIELD: Mapping[str, str] = {
     "services": "service", "routes": "route", "consumers": "consumer",
     "upstreams": "upstream", "certificates": "certificate",
@@ -162,10 +165,18 @@ def redacted(value: str) -> str:
     return f"<redacted:{fingerprint(value)}>"
 
 
+#: dict keys found not to be secret (bounded like the cache below): ``k not in _PLAIN_KEYS`` is much
+#: cheaper than a call, and almost every key a config has is plain
+_PLAIN_KEYS: set[str] = set()
+
+
 @functools.lru_cache(maxsize=4096)
 def _is_secret_key(name: str) -> bool:
     lower = name.lower()
-    return lower in SECRET_KEYS or any(part in lower for part in SECRET_KEY_PARTS)
+    secret = lower in SECRET_KEYS or any(part in lower for part in SECRET_KEY_PARTS)
+    if not secret and len(_PLAIN_KEYS) < 4096:
+        _PLAIN_KEYS.add(name)
+    return secret
 
 
 def redact(obj: Any) -> Any:
@@ -181,16 +192,46 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            if _is_secret_key(str(k)):
-                if isinstance(v, str) and not v.startswith("<redacted:"):
-                    out[k] = redacted(v)
-                    continue
-                if isinstance(v, list) and all(isinstance(i, str) for i in v):
-                    out[k] = [i if i.startswith("<redacted:") else redacted(i) for i in v]
-                    continue
-            out[k] = redact(v)
+            if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+                out[k] = _redact_secret(v)
+            else:                    # an exact-type test first: a call per leaf value costs more
+                out[k] = v if type(v) in _EXACT_LEAVES else redact(v)
         return out
     return obj
+
+
+#: the exact types of :data:`_LEAVES` values (and bool), for a set lookup instead of isinstance
+_EXACT_LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+#: containers dropped from a normalised entity when empty
+_EMPTIABLE: tuple[type, ...] = (list, dict)
+
+
+def _redact_secret(value: Any) -> Any:
+    """``value`` found under a secret key, redacted: a string, each string of a list, else recursively."""
+    if isinstance(value, str):
+        return value if value.startswith("<redacted:") else redacted(value)
+    if isinstance(value, list) and all(isinstance(i, str) for i in value):
+        return [i if i.startswith("<redacted:") else redacted(i) for i in value]
+    return redact(value)
+
+
+def _redact_owned(obj: dict[str, Any] | list[Any]) -> None:
+    """:func:`redact` in place, for a container normalisation built itself (its dicts and lists are
+    its own, so they need not be copied again); other containers inside are replaced by redact's copy."""
+    if type(obj) is list:
+        for i, v in enumerate(obj):
+            if type(v) is dict or type(v) is list:
+                _redact_owned(v)
+            elif type(v) not in _EXACT_LEAVES:
+                obj[i] = redact(v)
+        return
+    for k, v in obj.items():         # values are replaced, never added or removed: safe while iterating
+        if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+            obj[k] = _redact_secret(v)
+        elif type(v) is dict or type(v) is list:
+            _redact_owned(v)
+        elif type(v) not in _EXACT_LEAVES:
+            obj[k] = redact(v)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,21 +298,24 @@ class NormalConfig:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Raw:
     kind: str
     body: dict[str, Any]
     refs: dict[str, Any]          # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
     key: str | None = None        # natural key, filled in by _Normaliser
+    ref_keys: dict[str, str] | None = None   # foreign field -> natural key, filled in with key
 
 
 class _Normaliser:
     def __init__(self, declarative: Mapping[str, Any]) -> None:
         self.old_format = str(declarative.get("_format_version")) in OLD_FORMATS
         self.raws: dict[str, list[_Raw]] = {}
-        self.rules: dict[str, list[DefaultRule]] = {}
+        # kind -> (plugin, path parts, default) of the rules that fill something (null defaults do not)
+        self.rules: dict[str, list[tuple[str | None, list[str], Any]]] = {}
         for rule in DEFAULT_RULES:
-            self.rules.setdefault(rule.kind, []).append(rule)
+            if rule.default is not None:
+                self.rules.setdefault(rule.kind, []).append((rule.plugin, rule.path.split("."), rule.default))
         self.by_ref: dict[str, dict[str, _Raw]] = {}
         for kind, items in declarative.items():
             if str(kind).startswith("_") or not isinstance(items, list):
@@ -292,20 +336,21 @@ class _Normaliser:
                 f"{kind} entry is {type(item).__name__} {item!r:.80}; expected a mapping of fields",
                 hint="check the indentation of the declarative file",
             )
-        body: dict[str, Any] = {}
+        body: dict[str, Any] = dict(item)   # values not copied: entity() builds new containers first
         children: list[tuple[str, list[Any]]] = []
         refs: dict[str, Any] = {}
-        for k, v in item.items():
-            if (k in NESTED_CHILDREN and isinstance(v, list) and kind != k
+        # copy all fields at once, then take out child lists and foreign keys: only _COLLECTED keys can be
+        # those, except under a consumer (any list of mappings: acls, basicauth_credentials, ...)
+        for k in list(item) if kind == "consumers" else [k for k in item if k in _COLLECTED]:
+            v = body[k]
+            if (isinstance(v, list) and ((k in NESTED_CHILDREN and kind != k) or (kind == "consumers" and v))
                     and all(isinstance(i, Mapping) for i in v)):
                 children.append((k, v))
-            elif kind == "consumers" and isinstance(v, list) and v and all(isinstance(i, Mapping) for i in v):
-                children.append((k, v))           # acls, basicauth_credentials, ... under a consumer
+                del body[k]
             elif k in FOREIGN_KEYS and kind != FOREIGN_KEYS[k]:
                 if v is not None:
                     refs[k] = v
-            else:
-                body[k] = v           # not copied: entity() builds new containers before changing any
+                del body[k]
         if kind == "certificates" and isinstance(body.get("snis"), list):
             names = [s for s in body["snis"] if isinstance(s, str)]
             body["snis"] = names or body["snis"]
@@ -321,6 +366,10 @@ class _Normaliser:
         if isinstance(ref, _Raw):
             return ref
         kind = FOREIGN_KEYS.get(field_name, field_name + "s")
+        if type(ref) is str:         # the usual id string: look it up directly
+            found_by_id = self.by_ref.get(kind, {}).get(ref)
+            if found_by_id is not None:
+                return found_by_id
         token = ref
         if isinstance(ref, Mapping):
             token = ref.get("id") or ref.get("name") or ref.get("username") or ref.get("custom_id")
@@ -338,8 +387,7 @@ class _Normaliser:
             return raw.key
         if id(raw) in seen:
             raise ConfigError(f"circular reference at {raw.kind} {_describe(raw)}")
-        seen = seen | {id(raw)}
-        refs = {f: self.natural_key(self.resolve(raw, f, r), seen) for f, r in raw.refs.items()}
+        refs = self._ref_keys(raw, seen | {id(raw)})
         b = raw.body
         key: str
         if raw.kind == "plugins":
@@ -373,28 +421,50 @@ class _Normaliser:
         raw.key = key
         return key
 
+    def _ref_keys(self, raw: _Raw, seen: frozenset[int]) -> dict[str, str]:
+        """The natural keys of the entities ``raw`` refers to, by foreign field (kept on ``raw``)."""
+        if raw.ref_keys is None:
+            raw.ref_keys = {f: self.natural_key(self.resolve(raw, f, r), seen) for f, r in raw.refs.items()}
+        return raw.ref_keys
+
     def entity(self, raw: _Raw) -> dict[str, Any]:
-        body = {k: v for k, v in raw.body.items() if k not in VOLATILE_FIELDS}
+        src = raw.body
+        # volatile fields and nulls dropped in one pass; leaves need no copy, containers are rebuilt
+        # (so everything below may change them in place)
+        body = {k: v if type(v) in _EXACT_LEAVES else _drop_nulls(v)
+                for k, v in src.items() if v is not None and k not in VOLATILE_FIELDS}
         if raw.kind == "services" and isinstance(body.get("url"), str):
-            body = {**_expand_url(body.pop("url")), **body}
+            expanded = _expand_url(body.pop("url"))
+            body = {**expanded, **body}
+            for k in expanded:       # a part the entity sets to null is dropped, not taken from the url
+                if k in src and src[k] is None:
+                    del body[k]
         if raw.kind == "routes" and self.old_format and isinstance(body.get("paths"), list):
             body["paths"] = [f"~{p}" if isinstance(p, str) and not PLAIN_PATH_2X.match(p) else p
                              for p in body["paths"]]
         if raw.kind == "keyauth_credentials" and body.get("key") is not None:
             body["key"] = redacted(str(body["key"]))
-        for f, ref in raw.refs.items():
-            body[f] = self.natural_key(self.resolve(raw, f, ref))
-        body = _drop_nulls(body)
-        for rule in self.rules.get(raw.kind, ()):
-            if rule.plugin is None or rule.plugin == body.get("name"):
-                _fill_default(body, rule.path.split("."), rule.default)
+        ref_keys = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, frozenset())
+        body.update(ref_keys)
+        for plugin, path, default in self.rules.get(raw.kind, ()):
+            if plugin is None or plugin == body.get("name"):
+                if len(path) == 1:
+                    if path[0] not in body:
+                        body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
+                else:
+                    _fill_default(body, path, default)
         for f in SET_FIELDS.get(raw.kind, ()):
-            if isinstance(body.get(f), list):
-                body[f] = sorted(body[f], key=_sort_key)
+            value = body.get(f)
+            if isinstance(value, list):
+                # strings sort as themselves (_sort_key's result for a string): no key function needed
+                body[f] = (sorted(value) if all(type(i) is str for i in value)
+                           else sorted(value, key=_sort_key))
         if raw.kind == "routes" and isinstance(body.get("headers"), Mapping):
             body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
                                for k, v in sorted(body["headers"].items())}
-        return redact({k: v for k, v in body.items() if v not in ([], {})})
+        out = {k: v for k, v in body.items() if v or type(v) not in _EMPTIABLE}   # [] and {} mean none
+        _redact_owned(out)
+        return out
 
     def normal(self) -> dict[str, dict[str, dict[str, Any]]]:
         out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -447,10 +517,10 @@ def _expand_url(url: str) -> dict[str, Any]:
 def _drop_nulls(obj: Any) -> Any:
     if isinstance(obj, _LEAVES):
         return obj
-    if isinstance(obj, list):
-        return [_drop_nulls(i) for i in obj]
+    if isinstance(obj, list):        # leaves tested inline: cheaper than a call per item
+        return [i if type(i) in _EXACT_LEAVES else _drop_nulls(i) for i in obj]
     if isinstance(obj, Mapping):
-        return {k: v if isinstance(v, _LEAVES) else _drop_nulls(v) for k, v in obj.items() if v is not None}
+        return {k: v if type(v) in _EXACT_LEAVES else _drop_nulls(v) for k, v in obj.items() if v is not None}
     return obj
 
 
@@ -479,7 +549,11 @@ def normalise(declarative: Mapping[str, Any], *, source: str = "declarative") ->
     fmt = declarative.get("_format_version")
     with _gc_paused():
         normaliser = _Normaliser(declarative)
-        return NormalConfig(normaliser.normal(), None if fmt is None else str(fmt), source)
+        entities = normaliser.normal()
+        # free the intermediate entities while the collector is still paused (they hold no cycles, so
+        # reference counting frees them): else its first pass after the pause walks them all
+        del normaliser
+    return NormalConfig(entities, None if fmt is None else str(fmt), source)
 
 
 @contextmanager
