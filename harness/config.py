@@ -218,7 +218,7 @@ def _redact_secret(value: Any) -> Any:
 def _redact_owned(obj: dict[str, Any] | list[Any]) -> None:
     """:func:`redact` in place, for a container normalisation built itself (its dicts and lists are
     its own, so they need not be copied again); other containers inside are replaced by redact's copy."""
-    if type(obj) is list:
+    if isinstance(obj, list):
         for i, v in enumerate(obj):
             if type(v) is dict or type(v) is list:
                 _redact_owned(v)
