@@ -298,6 +298,15 @@ class NormalConfig:
         }
 
 
+@dataclass(frozen=True)
+class _KindRules:
+    """The default rules of one kind that fill something, as (plugin, path parts, default)."""
+
+    top_keys: frozenset[str]      # fields of the rules for every entity of the kind with a one-part path
+    fills: list[tuple[str | None, list[str], Any]]     # all, in declared order
+    other: list[tuple[str | None, list[str], Any]]     # all but those of top_keys, in declared order
+
+
 @dataclass(slots=True)
 class _Raw:
     kind: str
@@ -311,11 +320,14 @@ class _Normaliser:
     def __init__(self, declarative: Mapping[str, Any]) -> None:
         self.old_format = str(declarative.get("_format_version")) in OLD_FORMATS
         self.raws: dict[str, list[_Raw]] = {}
-        # kind -> (plugin, path parts, default) of the rules that fill something (null defaults do not)
-        self.rules: dict[str, list[tuple[str | None, list[str], Any]]] = {}
-        for rule in DEFAULT_RULES:
-            if rule.default is not None:
-                self.rules.setdefault(rule.kind, []).append((rule.plugin, rule.path.split("."), rule.default))
+        self.rules: dict[str, _KindRules] = {}
+        for kind in {rule.kind for rule in DEFAULT_RULES}:
+            # the rules that fill something (null defaults do not), as (plugin, path parts, default)
+            fills = [(r.plugin, r.path.split("."), r.default) for r in DEFAULT_RULES
+                     if r.kind == kind and r.default is not None]
+            top = [(plugin, path, d) for plugin, path, d in fills if plugin is None and len(path) == 1]
+            self.rules[kind] = _KindRules(frozenset(path[0] for _, path, _ in top), fills,
+                                          [rule for rule in fills if rule not in top])
         self.by_ref: dict[str, dict[str, _Raw]] = {}
         for kind, items in declarative.items():
             if str(kind).startswith("_") or not isinstance(items, list):
@@ -387,7 +399,7 @@ class _Normaliser:
             return raw.key
         if id(raw) in seen:
             raise ConfigError(f"circular reference at {raw.kind} {_describe(raw)}")
-        refs = self._ref_keys(raw, seen | {id(raw)})
+        refs = self._ref_keys(raw, seen)
         b = raw.body
         key: str
         if raw.kind == "plugins":
@@ -424,7 +436,8 @@ class _Normaliser:
     def _ref_keys(self, raw: _Raw, seen: frozenset[int]) -> dict[str, str]:
         """The natural keys of the entities ``raw`` refers to, by foreign field (kept on ``raw``)."""
         if raw.ref_keys is None:
-            raw.ref_keys = {f: self.natural_key(self.resolve(raw, f, r), seen) for f, r in raw.refs.items()}
+            inner = seen | {id(raw)} if raw.refs else seen
+            raw.ref_keys = {f: self.natural_key(self.resolve(raw, f, r), inner) for f, r in raw.refs.items()}
         return raw.ref_keys
 
     def entity(self, raw: _Raw) -> dict[str, Any]:
@@ -446,25 +459,32 @@ class _Normaliser:
             body["key"] = redacted(str(body["key"]))
         ref_keys = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, frozenset())
         body.update(ref_keys)
-        for plugin, path, default in self.rules.get(raw.kind, ()):
-            if plugin is None or plugin == body.get("name"):
-                if len(path) == 1:
-                    if path[0] not in body:
-                        body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
-                else:
-                    _fill_default(body, path, default)
+        rules = self.rules.get(raw.kind)
+        if rules is not None:
+            # an export carries every top-level defaulted field: then only the other rules can fill one
+            for plugin, path, default in rules.other if rules.top_keys <= body.keys() else rules.fills:
+                if plugin is None or plugin == body.get("name"):
+                    if len(path) == 1:
+                        if path[0] not in body:
+                            body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
+                    else:
+                        _fill_default(body, path, default)
         for f in SET_FIELDS.get(raw.kind, ()):
             value = body.get(f)
-            if isinstance(value, list):
-                # strings sort as themselves (_sort_key's result for a string): no key function needed
-                body[f] = (sorted(value) if all(type(i) is str for i in value)
-                           else sorted(value, key=_sort_key))
+            # the lists are the body's own (rebuilt above): sorted in place; strings sort as themselves
+            # (_sort_key's result for a string), so need no key function
+            if isinstance(value, list) and len(value) > 1:
+                if all(type(i) is str for i in value):
+                    value.sort()
+                else:
+                    value.sort(key=_sort_key)
         if raw.kind == "routes" and isinstance(body.get("headers"), Mapping):
             body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
                                for k, v in sorted(body["headers"].items())}
-        out = {k: v for k, v in body.items() if v or type(v) not in _EMPTIABLE}   # [] and {} mean none
-        _redact_owned(out)
-        return out
+        for k in [k for k, v in body.items() if not v and type(v) in _EMPTIABLE]:
+            del body[k]              # an empty list or mapping means none
+        _redact_owned(body)
+        return body
 
     def normal(self) -> dict[str, dict[str, dict[str, Any]]]:
         out: dict[str, dict[str, dict[str, Any]]] = {}
