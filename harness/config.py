@@ -834,14 +834,13 @@ def diff(
     for kind in sorted(set(x.entities) | set(y.entities)):
         xs, ys = x.entities.get(kind, {}), y.entities.get(kind, {})
         for key in sorted(set(xs) | set(ys)):
-            compared += 1
-            path = _entity_path(kind, key)
+            compared += 1            # (the path is built only for a difference: most entities have none)
             if key not in ys:
-                removed.append(Change("removed", path, xs[key], _ABSENT))
+                removed.append(Change("removed", _entity_path(kind, key), xs[key], _ABSENT))
             elif key not in xs:
-                added.append(Change("added", path, _ABSENT, ys[key]))
+                added.append(Change("added", _entity_path(kind, key), _ABSENT, ys[key]))
             elif xs[key] != ys[key]:
-                changed.extend(_entity_changes(path, xs[key], ys[key]))
+                changed.extend(_entity_changes(_entity_path(kind, key), xs[key], ys[key]))
     allowed: list[Change] = []
 
     def keep(changes: list[Change]) -> tuple[Change, ...]:
