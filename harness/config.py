@@ -202,8 +202,6 @@ def redact(obj: Any) -> Any:
 
 #: the exact types of :data:`_LEAVES` values (and bool), for a set lookup instead of isinstance
 _EXACT_LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
-#: containers dropped from a normalised entity when empty
-_EMPTIABLE: tuple[type, ...] = (list, dict)
 
 
 def _redact_secret(value: Any) -> Any:
@@ -228,10 +226,32 @@ def _redact_owned(obj: dict[str, Any] | list[Any]) -> None:
     for k, v in obj.items():         # values are replaced, never added or removed: safe while iterating
         if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
             obj[k] = _redact_secret(v)
-        elif type(v) is dict or type(v) is list:
+            continue
+        t = type(v)
+        if t in _EXACT_LEAVES:       # most values
+            continue
+        if t is dict or t is list:
             _redact_owned(v)
-        elif type(v) not in _EXACT_LEAVES:
+        else:
             obj[k] = redact(v)
+
+
+def _finish_entity(body: dict[str, Any]) -> None:
+    """The last step of normalising an entity, in one pass over the fields of the body it built: drop
+    empty lists and mappings (they mean none) and redact the rest as :func:`_redact_owned` does."""
+    empty = []
+    for k, v in body.items():
+        t = type(v)
+        if (t is list or t is dict) and not v:
+            empty.append(k)
+        elif k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+            body[k] = _redact_secret(v)
+        elif t is list or t is dict:
+            _redact_owned(v)
+        elif t not in _EXACT_LEAVES:
+            body[k] = redact(v)
+    for k in empty:
+        del body[k]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -337,8 +357,9 @@ class _Normaliser:
         for kind, raws in self.raws.items():
             index = self.by_ref.setdefault(kind, {})
             for raw in raws:
+                body = raw.body
                 for ref_field in ("id", "name", "username", "custom_id"):
-                    value = raw.body.get(ref_field)
+                    value = body.get(ref_field)
                     if isinstance(value, str) and value:
                         index.setdefault(value, raw)
 
@@ -436,8 +457,11 @@ class _Normaliser:
     def _ref_keys(self, raw: _Raw, seen: frozenset[int]) -> dict[str, str]:
         """The natural keys of the entities ``raw`` refers to, by foreign field (kept on ``raw``)."""
         if raw.ref_keys is None:
-            inner = seen | {id(raw)} if raw.refs else seen
-            raw.ref_keys = {f: self.natural_key(self.resolve(raw, f, r), inner) for f, r in raw.refs.items()}
+            if not raw.refs:
+                raw.ref_keys = {}
+            else:
+                inner = seen | {id(raw)}
+                raw.ref_keys = {f: self.natural_key(self.resolve(raw, f, r), inner) for f, r in raw.refs.items()}
         return raw.ref_keys
 
     def entity(self, raw: _Raw) -> dict[str, Any]:
@@ -481,9 +505,7 @@ class _Normaliser:
         if raw.kind == "routes" and isinstance(body.get("headers"), Mapping):
             body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
                                for k, v in sorted(body["headers"].items())}
-        for k in [k for k, v in body.items() if not v and type(v) in _EMPTIABLE]:
-            del body[k]              # an empty list or mapping means none
-        _redact_owned(body)
+        _finish_entity(body)
         return body
 
     def normal(self) -> dict[str, dict[str, dict[str, Any]]]:
