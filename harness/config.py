@@ -246,7 +246,12 @@ def _finish_entity(body: dict[str, Any]) -> None:
             empty.append(k)
         elif k not in _PLAIN_KEYS and _is_secret_key(str(k)):
             body[k] = _redact_secret(v)
-        elif t is list or t is dict:
+        elif t is list:
+            for item in v:           # a list of leaves (tags, paths, ...) has nothing to redact: no call
+                if type(item) not in _EXACT_LEAVES:
+                    _redact_owned(v)
+                    break
+        elif t is dict:
             _redact_owned(v)
         elif t not in _EXACT_LEAVES:
             body[k] = redact(v)
@@ -498,10 +503,12 @@ class _Normaliser:
             # the lists are the body's own (rebuilt above): sorted in place; strings sort as themselves
             # (_sort_key's result for a string), so need no key function
             if isinstance(value, list) and len(value) > 1:
-                if all(type(i) is str for i in value):
-                    value.sort()
+                for i in value:
+                    if type(i) is not str:
+                        value.sort(key=_sort_key)
+                        break
                 else:
-                    value.sort(key=_sort_key)
+                    value.sort()
         if raw.kind == "routes" and isinstance(body.get("headers"), Mapping):
             body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
                                for k, v in sorted(body["headers"].items())}
