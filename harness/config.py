@@ -365,11 +365,11 @@ class _Normaliser:
                 body = raw.body
                 for ref_field in ("id", "name", "username", "custom_id"):
                     value = body.get(ref_field)
-                    if isinstance(value, str) and value:
+                    if value and isinstance(value, str):
                         index.setdefault(value, raw)
 
     def _collect(self, kind: str, item: object, parent: _Raw | None) -> None:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):     # (the ABC test is slow)
             raise ConfigError(
                 f"{kind} entry is {type(item).__name__} {item!r:.80}; expected a mapping of fields",
                 hint="check the indentation of the declarative file",
@@ -381,8 +381,8 @@ class _Normaliser:
         # those, except under a consumer (any list of mappings: acls, basicauth_credentials, ...)
         for k in list(item) if kind == "consumers" else [k for k in item if k in _COLLECTED]:
             v = body[k]
-            if (isinstance(v, list) and ((k in NESTED_CHILDREN and kind != k) or (kind == "consumers" and v))
-                    and all(isinstance(i, Mapping) for i in v)):
+            if (((k in NESTED_CHILDREN and kind != k) or (kind == "consumers" and v))
+                    and isinstance(v, list) and all(isinstance(i, Mapping) for i in v)):
                 children.append((k, v))
                 del body[k]
             elif k in FOREIGN_KEYS and kind != FOREIGN_KEYS[k]:
