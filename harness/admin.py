@@ -353,8 +353,41 @@ class StatusClient(_StatusReads):
         return f"StatusClient({self._http.base_url!r})"
 
 
+@dataclass(frozen=True)
+class _Settings:
+    token: str | None = field(repr=False)
+    timeout: float
+    retries: int
+    transport: httpx.BaseTransport | None
+    retry_cap: float
+    sleep: Callable[[float], None]
+
+
 class _AdminReads(_StatusReads):
-    """The read methods shared by :class:`AdminClient` and :class:`ReadOnlyAdmin`."""
+    """The read methods shared by :class:`AdminClient` and :class:`ReadOnlyAdmin`, and their
+    constructor: the two differ only in whether the transport refuses writes (``_read_only``)."""
+
+    _read_only: bool
+    _what: str
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 5.0,
+        retries: int = 2,
+        transport: httpx.BaseTransport | None = None,
+        retry_cap: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = _Settings(token, timeout, retries, transport, retry_cap, sleep)
+        self._http = _Http(base_url, token=token, timeout=timeout, retries=retries, transport=transport,
+                           read_only=self._read_only, what=self._what, retry_cap=retry_cap, sleep=sleep)
+
+    def __repr__(self) -> str:
+        token = ", token=<set>" if self._settings.token else ""
+        return f"{type(self).__name__}({self._http.base_url!r}{token})"
 
     @property
     def base_url(self) -> str:
@@ -448,37 +481,11 @@ class _AdminReads(_StatusReads):
         return tuple(planes)
 
 
-@dataclass(frozen=True)
-class _Settings:
-    token: str | None = field(repr=False)
-    timeout: float
-    retries: int
-    transport: httpx.BaseTransport | None
-    retry_cap: float
-    sleep: Callable[[float], None]
-
-
 class AdminClient(_AdminReads):
     """Kong Admin API client: reads, and writes for cluster Y (``post_config``, ``create``)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        timeout: float = 5.0,
-        retries: int = 2,
-        transport: httpx.BaseTransport | None = None,
-        retry_cap: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._settings = _Settings(token, timeout, retries, transport, retry_cap, sleep)
-        self._http = _Http(base_url, token=token, timeout=timeout, retries=retries, transport=transport,
-                           read_only=False, what="Kong Admin API", retry_cap=retry_cap, sleep=sleep)
-
-    def __repr__(self) -> str:
-        token = ", token=<set>" if self._settings.token else ""
-        return f"AdminClient({self._http.base_url!r}{token})"
+    _read_only = False
+    _what = "Kong Admin API"
 
     def read_only(self) -> ReadOnlyAdmin:
         """A read-only view of the same node (same URL, token, timeouts and transport)."""
@@ -606,22 +613,5 @@ class AdminClient(_AdminReads):
 class ReadOnlyAdmin(_AdminReads):
     """The view of a cluster-X node: read methods only, over a transport that refuses writes."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        timeout: float = 5.0,
-        retries: int = 2,
-        transport: httpx.BaseTransport | None = None,
-        retry_cap: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._has_token = bool(token)
-        self._http = _Http(base_url, token=token, timeout=timeout, retries=retries, transport=transport,
-                           read_only=True, what="Kong Admin API (read-only view)", retry_cap=retry_cap,
-                           sleep=sleep)
-
-    def __repr__(self) -> str:
-        token = ", token=<set>" if self._has_token else ""
-        return f"ReadOnlyAdmin({self._http.base_url!r}{token})"
+    _read_only = True
+    _what = "Kong Admin API (read-only view)"
