@@ -24,7 +24,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from deepdiff import DeepDiff
 
+from harness.deadline import Deadline
 from harness.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------------
@@ -640,8 +641,9 @@ def parse_declarative(text: str) -> dict[str, Any]:
 
 class _Reader(Protocol):
     def root(self) -> Any: ...
-    def config(self) -> dict[str, Any]: ...
-    def list(self, entity: str) -> list[dict[str, Any]]: ...
+    def config(self, *, deadline: Deadline | None = None) -> dict[str, Any]: ...
+    def list(self, entity: str, *, deadline: Deadline | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]: ...
 
 
 #: declarative kind -> Admin API entity name for listing
@@ -651,21 +653,29 @@ CAPTURE_KINDS: Mapping[str, str] = {
     "certificates": "certificates", "snis": "snis", "ca_certificates": "ca_certificates",
 }
 
+#: ``on_progress(kind, pages, entities)`` while a capture lists entities (totals for that kind so far)
+CaptureProgress = Callable[[str, int, int], None]
 
-def capture_declarative(client: _Reader) -> dict[str, Any]:
+
+def capture_declarative(client: _Reader, *, deadline: Deadline | None = None,
+                        on_progress: CaptureProgress | None = None, info: Any = None) -> dict[str, Any]:
     """The node's whole config as a flat declarative dict (with ids, so it can be loaded elsewhere).
 
-    DB-less nodes: ``GET /config``. CP / database mode: every entity kind listed page by page, foreign
-    keys written as id strings, ``_format_version`` "3.0" (2.x: "2.1").
+    DB-less nodes: ``GET /config`` (its YAML read with aliases and size limited). CP / database mode:
+    every entity kind listed page by page, foreign keys written as id strings, ``_format_version`` "3.0"
+    (2.x: "2.1"). ``deadline`` bounds the whole capture (each call also has its own size-scaled one);
+    ``on_progress(kind, pages, entities)`` reports each page of a listing; ``info`` is the node's
+    ``root()`` when the caller has it already.
     """
-    info = client.root()
+    info = client.root() if info is None else info
     if getattr(info, "database", None) == "off":
-        return client.config()
+        return client.config(deadline=deadline)
     major = int(str(getattr(info, "version", "3")).split(".")[0] or 3)
     out: dict[str, Any] = {"_format_version": "3.0" if major >= 3 else "2.1", "_transform": False}
     for kind, entity in CAPTURE_KINDS.items():
+        report = None if on_progress is None else functools.partial(on_progress, kind)
         items = []
-        for item in client.list(entity):
+        for item in client.list(entity, deadline=deadline, on_progress=report):
             item = dict(item)
             for f in FOREIGN_KEYS:
                 if isinstance(item.get(f), Mapping) and "id" in item[f]:
@@ -676,10 +686,11 @@ def capture_declarative(client: _Reader) -> dict[str, Any]:
     return out
 
 
-def capture(client: _Reader) -> NormalConfig:
+def capture(client: _Reader, *, deadline: Deadline | None = None,
+            on_progress: CaptureProgress | None = None) -> NormalConfig:
     """Capture a node's config in normal form (DB-less: ``GET /config``; otherwise entity listing)."""
-    raw = capture_declarative(client)
     info = client.root()
+    raw = capture_declarative(client, deadline=deadline, on_progress=on_progress, info=info)
     source = "GET /config" if getattr(info, "database", None) == "off" else "entity listing"
     return normalise(raw, source=source)
 

@@ -1,0 +1,151 @@
+"""One deadline policy: a total deadline that explains itself, and the size-scaled budget of an Admin API call.
+
+- :class:`Deadline`: a point on the monotonic clock by which something must be done. It says how much time
+  is left, whether it has passed, and builds the :class:`DeadlineExceeded` that names what timed out,
+  where, after how long, and the next step. A call, a listing of many pages and (later) a whole stage
+  share this type; an inner deadline never outlives its outer one (:meth:`Deadline.within`).
+- :class:`CallBudget`: how long one Admin API call may take in total: a base plus a per-byte allowance
+  for what is sent and what comes back, capped by a maximum (a plan setting may lower or raise it).
+
+Why the defaults (measured with ``python -m benchmarks.admin_budget``; figures in benchmarks/RESULTS.md):
+``POST /config`` of the 55,000-entity config (10,000 services, 20,000 routes, 10,000 consumers with
+key-auth credentials, 5,000 plugins; 6.3 MiB of YAML) is the largest call the harness makes. See
+:data:`SECONDS_PER_MIB` for the allowance that covers it with room for a real Kong that is slower than
+the emulator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from harness.errors import HarnessError
+
+MiB = 1024 * 1024
+
+#: seconds every Admin API call gets whatever its size: connecting, Kong's routing and a small answer
+#: (``GET /``, one page of 100 entities, ``/status``). It was the client's per-read timeout before the
+#: total deadline existed, and no call of the project's own tests came near it.
+BASE_SECONDS = 5.0
+
+#: seconds allowed per MiB sent or expected back. Measured on this machine (2 cores): the emulator
+#: takes ~0.5 s per MiB for ``POST /config`` of the 55,000-entity config (6.3 MiB, ~3.3 s) and less for
+#: ``GET /config``. Real Kong validates every entity against its schema and rebuilds its router and
+#: LMDB on load, which users report as several times slower than that at this size; 5 s per MiB is
+#: ten times the emulator's rate: the 6.3 MiB load gets 5 + 31.5 = 36.5 s.
+SECONDS_PER_MIB = 5.0
+
+#: the most any one call may take, whatever its size: 64 MiB (the largest answer the client reads by
+#: default, :data:`harness.admin.MAX_ANSWER_BYTES`) would otherwise earn 325 s. Two minutes is over three
+#: times the 55,000-entity load's allowance; a node slower than that is reported, not waited for.
+MAX_SECONDS = 120.0
+
+
+class DeadlineExceeded(HarnessError):
+    """A total deadline passed: names what timed out, where, its limit, how long it ran, and the next step.
+
+    ``what``, ``where``, ``seconds`` (the limit) and ``elapsed`` are kept for callers and reports.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, what: str = "", where: str = "",
+                 seconds: float = 0.0, elapsed: float = 0.0) -> None:
+        super().__init__(message, hint=hint)
+        self.what = what
+        self.where = where
+        self.seconds = seconds
+        self.elapsed = elapsed
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """``seconds`` after ``started`` on ``clock`` (monotonic): the time ``what`` at ``where`` may take.
+
+    Build one with :meth:`start`; a copy with more or less time with :meth:`extended_to`, an inner one
+    with :meth:`within`.
+    """
+
+    what: str
+    where: str
+    seconds: float
+    started: float
+    hint: str | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+
+    @classmethod
+    def start(cls, seconds: float, *, what: str, where: str, hint: str | None = None,
+              clock: Callable[[], float] = time.monotonic) -> Deadline:
+        """A deadline ``seconds`` from now."""
+        if seconds != seconds or seconds < 0:       # NaN or negative
+            raise ValueError(f"a deadline needs seconds >= 0, got {seconds!r}")
+        return cls(what, where, float(seconds), clock(), hint, clock)
+
+    @property
+    def at(self) -> float:
+        """The clock reading at which the deadline passes."""
+        return self.started + self.seconds
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - self.clock())
+
+    @property
+    def expired(self) -> bool:
+        return self.clock() >= self.at
+
+    def extended_to(self, seconds: float) -> Deadline:
+        """The same deadline with ``seconds`` in total from the same start (more or less time)."""
+        return replace(self, seconds=float(seconds))
+
+    def within(self, seconds: float, *, what: str, where: str | None = None,
+               hint: str | None = None) -> Deadline:
+        """An inner deadline: ``seconds`` from now, but never after this one."""
+        return Deadline.start(min(seconds, self.remaining()), what=what,
+                              where=self.where if where is None else where,
+                              hint=self.hint if hint is None else hint, clock=self.clock)
+
+    def check(self, detail: str = "") -> None:
+        """Raise :meth:`error` if the deadline has passed."""
+        if self.expired:
+            raise self.error(detail)
+
+    def error(self, detail: str = "", *, cls: type[DeadlineExceeded] = DeadlineExceeded) -> DeadlineExceeded:
+        """The error for this deadline: what, where, the limit, the time taken, ``detail`` (what was seen)."""
+        elapsed = self.elapsed()
+        message = f"{self.what} on {self.where} did not finish within its deadline of {self.seconds:.1f}s " \
+                  f"(stopped after {elapsed:.1f}s)"
+        if detail:
+            message += f": {detail}"
+        return cls(message, hint=self.hint, what=self.what, where=self.where, seconds=self.seconds,
+                   elapsed=elapsed)
+
+
+@dataclass(frozen=True)
+class CallBudget:
+    """The total time one Admin API call may take: ``base + per_mib x MiB``, at most ``cap`` seconds.
+
+    ``MiB`` is what the call sends plus what it expects (or is told, by ``Content-Length``, or sees)
+    coming back. A plan can set ``cap`` (e.g. for a real Kong that loads large configs slowly).
+    """
+
+    base: float = BASE_SECONDS
+    per_mib: float = SECONDS_PER_MIB
+    cap: float = MAX_SECONDS
+
+    def __post_init__(self) -> None:
+        for name in ("base", "per_mib", "cap"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value != value or value < 0:
+                raise ValueError(f"CallBudget.{name} must be a number >= 0, got {value!r}")
+        if self.cap < self.base:
+            raise ValueError(f"CallBudget.cap ({self.cap:g}s) must be at least its base ({self.base:g}s)")
+
+    def seconds(self, size_bytes: int = 0) -> float:
+        """The total seconds for a call moving ``size_bytes`` (sent plus received)."""
+        return min(self.cap, self.base + self.per_mib * max(0, size_bytes) / MiB)
+
+    def describe(self) -> str:
+        return f"{self.base:g}s + {self.per_mib:g}s/MiB, at most {self.cap:g}s"
