@@ -27,12 +27,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import reprlib
 import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -69,8 +70,7 @@ ENTITY_PATHS: Mapping[str, str] = {
 MAX_ANSWER_BYTES = 64 * MiB
 
 #: the answer size ``GET /config`` is given time for before its headers arrive (the node exports the whole
-#: config first): about the 55,000-entity answer. A larger answer that says its ``Content-Length`` gets
-#: time for that size once its headers arrive.
+#: config first): about the 55,000-entity answer. A larger answer earns more time as its bytes arrive.
 CONFIG_EXPECTED_BYTES = 8 * MiB
 
 #: a listing of one collection (all its pages) may take this long in total unless told otherwise: about
@@ -82,6 +82,8 @@ LIST_SECONDS = 300.0
 #: (Kong fills every page but the last; a tag-filtered page may come back short, never ten times empty)
 MAX_EMPTY_PAGES = 10
 
+_LIST_HINT = ("the node pages slowly or without end: check its load and its error log; a very large collection "
+              "may need a longer listing deadline (list(..., deadline=...))")
 _TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _MAX_PAGES = 10_000
@@ -216,7 +218,7 @@ class _Watchdog:
     def _run(self) -> None:
         while not self._done.wait(max(0.0, self._at() - self._clock())):
             if self._clock() < self._at():
-                continue                        # the deadline moved (the answer announced its size)
+                continue                        # the deadline moved (more bytes of the answer came in)
             with self._lock:
                 if self._done.is_set():
                     return
@@ -337,14 +339,14 @@ class _Http:
         """Send one call and read its whole answer, within the call's total deadline and the size cap.
 
         The deadline is :attr:`budget` for what is sent plus ``expect_bytes`` (grown when the answer
-        announces or shows a larger size), never past ``within`` (e.g. a listing's deadline). The answer
+        brings more bytes), never past ``within`` (e.g. a listing's deadline). The answer
         comes back fully read (``.content``), without its transfer encoding.
         """
         method = method.upper()
         url = self.url(path)
         request = self._client.build_request(method, url, **kwargs)
         sent = len(request.content) if isinstance(request.stream, httpx.ByteStream) else 0
-        shown = f"{method} {request.url.copy_with(query=None)}"
+        shown = f"{method} {request.url.path}"
         deadline = Deadline.start(self.budget.seconds(sent + expect_bytes), what=shown,
                                   where=f"{self.what} at {self.base_url}", clock=self._clock,
                                   hint="is the node overloaded or stuck? check its error log; for a large "
@@ -384,7 +386,8 @@ class _Http:
                      deadline: Deadline) -> NodeUnreachable:
         tries = f" after {attempts + 1} attempts" if attempts else ""
         return NodeUnreachable(
-            f"{self.what} at {url} did not answer {method}{tries} (deadline {deadline.seconds:g}s): {failure}",
+            f"{self.what} at {url} did not answer {method}{tries} (deadline {round(deadline.seconds, 1):g}s): "
+            f"{failure}",
             hint="is the node running? check admin_listen (and status_listen for the Status API) "
                  "and that the URL's host and port are right",
         )
@@ -448,7 +451,8 @@ class _Call:
         self.attempts = 0
 
     def grow(self, size: int) -> None:
-        """More time for a larger answer (its ``Content-Length``, or the bytes seen), never past ``within``."""
+        """More time for a larger answer as its bytes arrive, never past ``within``. Only bytes seen count:
+        an announced ``Content-Length`` would let a node that drips one byte a second claim the cap."""
         seconds = self.http.budget.seconds(self.sent + max(self.expect, size))
         if self.within is not None:
             seconds = min(seconds, self.within.at - self.deadline.started)
@@ -486,7 +490,7 @@ class _Call:
                                  cause=exc) from None
             except httpx.TransportError as exc:
                 if watchdog.fired or self.deadline.expired:
-                    raise self.too_slow("no answer (headers) in time") from None
+                    raise self.too_slow("no answer in time (not even its headers)") from None
                 timeout = isinstance(exc, httpx.TimeoutException)
                 raise _Retryable(_describe(exc), safe=safe and timeout,
                                  delay=min(http.retry_cap, 0.1 * 2 ** self.attempts), cause=exc) from None
@@ -517,8 +521,6 @@ class _Call:
                 "bytes; nothing of it was read",
                 hint="if the node's config really is this large, raise max_bytes of the Admin client; "
                      "otherwise the URL may not be a Kong Admin API")
-        if declared is not None:
-            self.grow(declared)
         if response.is_stream_consumed:         # answered from memory (httpx.MockTransport), already decoded
             if len(response.content) > cap:
                 raise AnswerTooLarge(f"{where} sent {len(response.content):,} bytes, over the client's limit of "
@@ -774,11 +776,12 @@ class _AdminReads(_StatusReads):
             edition=_text(body.get("edition")),
             node_id=_text(body.get("node_id")),
             hostname=_text(body.get("hostname")),
-            role=str(conf.get("role") or "traditional"),
+            role=_text(conf.get("role")) or "traditional",
             database=_text(conf.get("database")),
             # 2.8: name->true; 3.x: name->{version,priority}
             plugins_available=tuple(sorted(str(p) for p in available)) if isinstance(available, dict) else (),
-            plugins_enabled=tuple(sorted(str(p) for p in enabled)) if isinstance(enabled, list) else (),
+            plugins_enabled=tuple(sorted(p for p in enabled if isinstance(p, str))) if isinstance(enabled, list)
+            else (),
             raw=body,
         )
 
@@ -786,7 +789,7 @@ class _AdminReads(_StatusReads):
         """DB-less ``GET /config``: the flat declarative export, parsed from its YAML string.
 
         The call gets time for an answer of ``expect_bytes`` before its headers arrive (the node exports
-        first), more if the answer announces a larger size, never past ``deadline`` when one is given.
+        first), more as a larger answer comes in, never past ``deadline`` when one is given.
         The YAML is read with aliases, nesting and size limited (harness.yamlsafe): a YAML bomb is
         refused at once.
         """
@@ -815,9 +818,9 @@ class _AdminReads(_StatusReads):
         """
         http = self._http
         listing = deadline if deadline is not None else Deadline.start(
-            LIST_SECONDS, what=f"listing {path}", where=f"{http.what} at {http.base_url}", clock=http._clock,
-            hint="the node pages slowly or endlessly: check its load and its error log; a very large "
-                 "collection may need a longer listing deadline")
+            LIST_SECONDS, what=f"listing {path}", where=f"{http.what} at {http.base_url}", clock=http._clock)
+        if listing.hint is None:
+            listing = replace(listing, hint=_LIST_HINT)
         params: dict[str, Any] | None = {"size": size} if size else None
         next_path = path
         seen_next: set[str] = set()
@@ -839,8 +842,11 @@ class _AdminReads(_StatusReads):
             try:
                 response = http.request("GET", next_path, params=params, within=listing)
             except NodeTooSlow as exc:
-                raise NodeTooSlow(f"{stopped('a page did not come in time')}; {exc.message}", hint=exc.hint,
-                                  what=exc.what, where=exc.where, seconds=exc.seconds,
+                if listing.expired:
+                    raise listing.error(stopped(f"its deadline passed during GET {next_path[:120]}"),
+                                        cls=NodeTooSlow) from None
+                raise NodeTooSlow(f"{stopped(f'page {pages + 1} did not come in time')}; {exc.message}",
+                                  hint=exc.hint, what=exc.what, where=exc.where, seconds=exc.seconds,
                                   elapsed=exc.elapsed) from None
             body = http.json(response)
             data = body.get("data")
@@ -874,7 +880,7 @@ class _AdminReads(_StatusReads):
                 return
             if not isinstance(nxt, str) or nxt in seen_next:
                 raise BadResponse(stopped(f"GET {http.url(next_path)} gave a bad or repeated next page "
-                                          f"{str(nxt)[:120]!r}"))
+                                          f"{_short(nxt)}"))
             if empty >= MAX_EMPTY_PAGES:
                 raise BadResponse(stopped(f"{empty} pages in a row without an entity, each with a next page: "
                                           "the node's pagination looks endless"))
@@ -898,7 +904,7 @@ class _AdminReads(_StatusReads):
         http = self._http
         total = deadline if deadline is not None else Deadline.start(
             LIST_SECONDS, what=f"listing {entity}", where=f"{http.what} at {http.base_url}", clock=http._clock,
-            hint="the node pages slowly or endlessly: check its load and its error log")
+            hint=_LIST_HINT)
         if entity == "targets":
             tally = _Tally(on_progress)
             upstreams = list(self.pages("/upstreams", size=size, deadline=total, on_progress=tally.page))
@@ -940,6 +946,15 @@ class _Tally:
 
     def next_listing(self) -> None:
         self._base = (self.pages, self.entities)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 120
+
+
+def _short(value: Any) -> str:
+    """A short, bounded repr of any value from an answer (safe for deep nesting)."""
+    return _REPR.repr(value)
 
 
 def _text(value: Any) -> str | None:
