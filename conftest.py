@@ -3,6 +3,6 @@
 pytest_plugins = (
     "fixtures.options",
     "fixtures.stages",
-    "fixtures.environment",
+    "fixtures.run",
     "fixtures.reporting",
 )

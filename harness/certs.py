@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from harness.nodes.base import ClusterCert
+from harness.model import ClusterCert
 
 CLUSTER_CN = "kong_clustering"
 CERT_FILE = "cluster.crt"

@@ -69,7 +69,6 @@ class Ledger:
             "created": time.time(),
             "stages": {},
             "facts": {},
-            "sessions": [],
         }
         if self.path.exists():
             self._load()
@@ -137,33 +136,9 @@ class Ledger:
     def fact(self, key: str, default: Any = None) -> Any:
         return self._data["facts"].get(key, default)
 
-    def note_session(self, info: Mapping[str, Any]) -> None:
-        self._data["sessions"].append(dict(info))
-        self._save()
-
     @property
     def plan_name(self) -> str:
         return str(self._data["plan_name"])
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self._data, default=str))
-
-
-def latest_run_dir(runs_root: Path, plan_name: str) -> Path | None:
-    """The newest run folder of ``plan_name`` under ``runs_root`` that has a ledger.
-
-    Folders are ``<UTC time>[.n]-<plan name>``; the time part has no '-', so the folder of plan
-    ``y-crash`` is not taken for plan ``crash``.
-    """
-    if not runs_root.is_dir():
-        return None
-    suffix = f"-{plan_name}"
-    candidates = sorted(
-        (p for p in runs_root.iterdir()
-         if p.is_dir() and p.name.endswith(suffix) and "-" not in p.name[: -len(suffix)]),
-        key=lambda p: p.name,
-    )
-    for p in reversed(candidates):
-        if (p / Ledger.FILE).exists():
-            return p
-    return None

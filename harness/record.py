@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.ledger import STAGES, Ledger
-from harness.nodes import Node
-from harness.report.model import (
+from harness.model import Node
+from harness.summary import (
     Finding,
     NodeInfo,
     ParitySummary,
@@ -35,16 +34,10 @@ class RunRecord:
     findings: list[Finding] = field(default_factory=list)
     rollback: Rollback | None = None
     notes: list[str] = field(default_factory=list)
-    _secrets: set[str] = field(default_factory=set, repr=False)
 
     def add_node(self, node: Node) -> None:
         self.nodes[node.name] = node
 
-    def add_secrets(self, values: Any) -> None:
-        self._secrets.update(str(v) for v in values if v)
-
-    def secrets(self) -> frozenset[str]:
-        return frozenset(self._secrets)
 
 
 def _utc(ts: float | None) -> _dt.datetime:

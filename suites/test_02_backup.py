@@ -7,25 +7,24 @@ keys); the run folder gets a redacted copy and its checksum.
 
 import pytest
 
-from harness import Ledger, Plan, UpgradeEnvironment, diff, normalise
+from harness import Ledger, Plan, RunContext, capture_backup, config_drift, restore_diff
 
 pytestmark = pytest.mark.stage("backup")
 
 
-def test_capture_x_configuration(upgrade: UpgradeEnvironment, ledger: Ledger, evidence, stage_figures) -> None:
-    backup = upgrade.capture_backup()
+def test_capture_x_configuration(run: RunContext, ledger: Ledger, evidence, stage_figures) -> None:
+    reader = run.clusters.x_reader()
+    backup = capture_backup(run.clients.x_admin(reader), run.work_dir, node=str(reader))
+    run.set_backup(backup)
     assert backup.entity_count > 0, "the backup of X holds no entity"
     ledger.set_fact("backup", backup.summary())
     evidence.attach_json("backup (redacted)", backup.redacted())
     stage_figures("entities", backup.entity_count)
 
 
-def test_backup_restores_to_the_same_configuration(upgrade: UpgradeEnvironment, plan: Plan, evidence) -> None:
-    backup = upgrade.load_backup()
-    restored = upgrade.restore_into_scratch(backup)
-    result = diff(normalise(backup.config), normalise(restored))
+def test_backup_restores_to_the_same_configuration(run: RunContext, plan: Plan, evidence) -> None:
+    backup = run.require_backup()
+    version = plan.x.version or run.clusters.read_nodes("x")[0][1].version
+    result = restore_diff(run.clusters, backup, version)
     evidence.attach_json("restore diff", result.to_dict())
-    assert result.clean, f"config drift: the backup does not restore to the same configuration:\n{result.render_text()}"
-
-
-from invariants import test_x_config_unchanged, test_x_never_written  # noqa: E402,F401
+    assert result.clean, config_drift(f"the backup does not restore to the same configuration:\n{result.render_text()}")

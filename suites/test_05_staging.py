@@ -8,45 +8,54 @@ mode, every data plane connected to its control plane with the CP's config hash.
 
 import pytest
 
-from harness import KEY_AUTH_CASES, Plan, UpgradeEnvironment
+from harness import (
+    KEY_AUTH_CASES,
+    ParitySummary,
+    Plan,
+    RunContext,
+    behaviour_difference,
+    config_drift,
+    config_parity,
+    data_plane_report,
+    differential,
+    key_auth_case,
+)
 
 pytestmark = pytest.mark.stage("staging")
 
 
-def test_config_parity(upgrade: UpgradeEnvironment, plan: Plan, evidence, stage_figures) -> None:
-    result = upgrade.parity()
+def test_config_parity(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
+    y = run.clusters.y_cp or run.clusters.first_y()
+    result = config_parity(run.clients.y_admin(y), run.require_backup().config, plan.parity.allow)
+    run.record.parity = ParitySummary.of(result)
     evidence.attach_json("config parity X vs Y", result.to_dict())
     evidence.attach_html("config parity X vs Y", result.render_html())
     evidence.save_json("parity.json", result.to_dict())
     stage_figures("parity", result.summary())
-    assert result.clean, f"config drift: Y's configuration differs from X's:\n{result.render_text()}"
+    assert result.clean, config_drift(f"Y's configuration differs from X's:\n{result.render_text()}")
 
 
-def test_differential_requests(upgrade: UpgradeEnvironment, evidence, stage_figures) -> None:
-    report = upgrade.differential()
+def test_differential_requests(run: RunContext, evidence, stage_figures) -> None:
+    report = differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y())
     evidence.attach_text("differential requests", report.render_text())
     stage_figures("differential", f"{report.compared} requests, {len(report.differences)} differences")
     assert report.compared > 0, f"no request could be derived from the configuration: {report.skipped}"
-    assert not report.differences, (
-        "behaviour difference: Y answers differently from X:\n  "
-        + "\n  ".join(d.render() for d in report.differences)
+    assert not report.differences, behaviour_difference(
+        "Y answers differently from X:\n  " + "\n  ".join(d.render() for d in report.differences)
     )
 
 
 @pytest.mark.parametrize("case", KEY_AUTH_CASES)
-def test_key_auth(upgrade: UpgradeEnvironment, case: str) -> None:
-    outcome = upgrade.key_auth_case(case)
+def test_key_auth(run: RunContext, case: str) -> None:
+    outcome = key_auth_case(run.corpus(), run.clusters.first_y(), case)
     if outcome.not_applicable:
         pytest.skip(f"the configuration has no route for this case: {outcome.detail}")
-    assert outcome.ok, f"behaviour difference: key-auth {case}: {outcome.detail}"
+    assert outcome.ok, behaviour_difference(f"key-auth {case}: {outcome.detail}")
 
 
-def test_data_planes_connected(upgrade: UpgradeEnvironment, plan: Plan, stage_figures) -> None:
-    if plan.mode != "hybrid":
+def test_data_planes_connected(run: RunContext, plan: Plan, stage_figures) -> None:
+    if plan.mode != "hybrid" or run.clusters.y_cp is None:
         pytest.skip("DB-less plan: there are no data planes")
-    report = upgrade.data_plane_report()
+    report = data_plane_report(run.clients, run.clusters.y_cp, run.clusters.y_nodes)
     stage_figures("data_planes", report.summary_line())
     assert report.ok, "data planes not in sync with the control plane:\n  " + "\n  ".join(report.problems)
-
-
-from invariants import test_x_config_unchanged, test_x_never_written, test_y_ready  # noqa: E402,F401

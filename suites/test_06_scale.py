@@ -6,20 +6,19 @@ as the first Y node, and answer the request corpus as the first Y node does.
 
 import pytest
 
-from harness import Plan, UpgradeEnvironment
+from harness import Plan, RunContext, behaviour_difference, smoke
 
 pytestmark = pytest.mark.stage("scale")
 
 
-def test_remaining_y_nodes_ready(upgrade: UpgradeEnvironment, plan: Plan, stage_figures) -> None:
-    nodes = upgrade.deploy_y(plan.y.count)
+def test_remaining_y_nodes_ready(run: RunContext, plan: Plan, stage_figures) -> None:
+    backup = run.require_backup()
+    nodes = run.clusters.deploy_y(plan.y.count, backup.config, backup.text)
     assert len(nodes) == plan.y.count
     stage_figures("y_nodes", len(nodes))
 
 
-def test_each_y_node_passes_the_smoke(upgrade: UpgradeEnvironment) -> None:
-    problems = upgrade.smoke_y_nodes()
-    assert not problems, "behaviour difference between Y nodes:\n  " + "\n  ".join(problems)
-
-
-from invariants import test_x_config_unchanged, test_x_never_written, test_y_ready  # noqa: E402,F401
+def test_each_y_node_passes_the_smoke(run: RunContext) -> None:
+    first, *others = run.clusters.y_nodes
+    problems = smoke(run.clients, run.corpus(), first, others)
+    assert not problems, behaviour_difference("between Y nodes:\n  " + "\n  ".join(problems))

@@ -8,33 +8,29 @@ the stage; the later steps are skipped.
 
 import pytest
 
-from harness import Plan, UpgradeEnvironment
+from harness import Plan, Shift, gate_failed
 
 pytestmark = pytest.mark.stage("shift")
 
 
-def test_splitter_in_front_of_x_and_y(upgrade: UpgradeEnvironment, stage_figures) -> None:
-    traffic = upgrade.traffic()
-    assert traffic.splitter.weights() == (100, 0), "the splitter must start with all traffic on X"
-    stage_figures("splitter", f"{upgrade.plan.traffic.splitter} at {traffic.splitter.listen_url}")
+def test_splitter_in_front_of_x_and_y(shift: Shift, plan: Plan, stage_figures) -> None:
+    splitter = shift.traffic.splitter
+    assert splitter.weights() == (100, 0), "the splitter must start with all traffic on X"
+    stage_figures("splitter", f"{plan.traffic.splitter} at {splitter.listen_url}")
 
 
-def test_shift_step(upgrade: UpgradeEnvironment, plan: Plan, shift_step: int, evidence, stage_figures) -> None:
-    traffic = upgrade.traffic()
-    if traffic.stopped_reason:
-        pytest.skip(f"gate closed: {traffic.stopped_reason}")
-    step = traffic.step(shift_step)
+def test_shift_step(shift: Shift, shift_step: int, evidence, stage_figures) -> None:
+    if shift.stopped_reason:
+        pytest.skip(f"gate closed: {shift.stopped_reason}")
+    step = shift.step(shift_step)
     evidence.attach_csv(f"probe window at {shift_step} % Y", step.window_csv)
     evidence.attach_json(f"gate figures at {shift_step} % Y", step.gate_dict())
-    stage_figures("steps_passed", traffic.steps_passed)
+    stage_figures("steps_passed", shift.steps_passed)
     if step.failed:
-        rollback = traffic.roll_back(step.reason)
+        rollback = shift.roll_back(step.reason)
         evidence.attach_json("rollback evidence", rollback.to_dict())
-        pytest.fail(
-            f"gate failed: at {shift_step} % Y: {step.reason}. Rolled back: all traffic on X "
+        pytest.fail(gate_failed(
+            f"at {shift_step} % Y: {step.reason}. Rolled back: all traffic on X "
             f"{rollback.seconds_to_proof:.2f} s after the decision, proven by {rollback.requests_after} "
             f"probe requests answered by X ({rollback.y_hits_after} reached Y)."
-        )
-
-
-from invariants import test_x_config_unchanged, test_x_never_written, test_y_ready  # noqa: E402,F401
+        ))

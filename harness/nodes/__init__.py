@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import NodeError, PlanError
-from harness.nodes.base import Cluster, ClusterCert, Node, NodeProvider, NodeRequest, Role
+from harness.model import Cluster, ClusterCert, Node, Role
+from harness.nodes.base import NodeProvider, NodeRequest
 from harness.nodes.spec import NodeSpec, parse_spec
+from harness.registry import PROVIDERS
 
 __all__ = [
     "PROVIDERS",
@@ -36,12 +38,6 @@ __all__ = [
     "sweep",
 ]
 
-# name -> "module:class"; modules are imported only when their provider is asked for
-PROVIDERS: dict[str, str] = {
-    "process": "harness.nodes.process:ProcessProvider",
-    "docker": "harness.nodes.docker:DockerProvider",
-    "existing": "harness.nodes.existing:ExistingProvider",
-}
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 

@@ -4,39 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-Role = Literal["dbless", "cp", "dp"]
-Cluster = Literal["x", "y"]
-
-
-@dataclass(frozen=True)
-class ClusterCert:
-    """Paths of the shared hybrid-mode certificate and key (cluster_mtls = shared)."""
-
-    cert_path: str
-    key_path: str
-
-
-@dataclass(frozen=True)
-class Node:
-    """One Kong node as the harness sees it. DPs have no admin URL (Kong gives them no Admin API)."""
-
-    name: str                      # "x1", "y2", "cp-y", "dp-y1": unique within a run
-    spec: str                      # the node spec it came from, also its test id (STYLE.md #3)
-    cluster: Cluster
-    role: Role
-    version: str | None
-    admin_url: str | None
-    proxy_url: str | None
-    status_url: str | None
-    provider: str = "existing"     # "process" | "docker" | "existing"
-    owned: bool = False            # True when the harness started it and will stop it
-    handle: str | None = None      # provider id: pid or container id
-    cluster_address: str | None = None  # CP only: "host:port" a DP of the same provider dials
-
-    def __str__(self) -> str:
-        return f"{self.name}[{self.spec}]"
+from harness.model import Cluster, ClusterCert, Node, Role
 
 
 @dataclass(frozen=True)

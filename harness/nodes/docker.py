@@ -56,10 +56,12 @@ from testcontainers.core.wait_strategies import HttpWaitStrategy  # noqa: E402
 from testcontainers.core.waiting_utils import WaitStrategyTarget  # noqa: E402
 
 from harness.errors import NodeError, NodeStartError  # noqa: E402
-from harness.nodes.base import Node, NodeRequest  # noqa: E402
+from harness.model import Node  # noqa: E402
+from harness.nodes.base import NodeRequest  # noqa: E402
 from harness.nodes.process import check_request, fault_settings, hybrid_settings  # noqa: E402
-from harness.nodes.spec import DEFAULT_EMULATOR_IMAGE, NodeSpec, ReadyCheck, parse_spec, ready_check  # noqa: E402
+from harness.nodes.spec import NodeSpec, ReadyCheck, parse_spec, ready_check  # noqa: E402
 from harness.ports import LOOPBACK  # noqa: E402
+from harness.registry import EMULATOR_IMAGE  # noqa: E402
 
 # testcontainers reads its settings when first imported: if someone imported it before us, apply ours
 if _tc_config.connection_mode_override is None:
@@ -141,7 +143,7 @@ class DockerProvider:
     def __init__(
         self,
         *,
-        emulator_image: str = DEFAULT_EMULATOR_IMAGE,
+        emulator_image: str = EMULATOR_IMAGE,
         bind_host: str = LOOPBACK,
         ready_timeout: float = 30.0,
         docker_client_kw: dict[str, Any] | None = None,

@@ -12,7 +12,8 @@ import httpx
 
 from harness.admin import NodeInfo, ReadOnlyAdmin, StatusClient
 from harness.errors import NodeError, NodeUnreachable
-from harness.nodes.base import Node, NodeRequest, Role
+from harness.model import Node, Role
+from harness.nodes.base import NodeRequest
 from harness.nodes.spec import parse_spec
 
 MODES: dict[str, Role] = {"dbless": "dbless", "cp": "cp", "dp": "dp"}

@@ -32,7 +32,8 @@ from typing import IO
 import httpx
 
 from harness.errors import NodeError, NodeStartError
-from harness.nodes.base import Node, NodeRequest
+from harness.model import Node
+from harness.nodes.base import NodeRequest
 from harness.nodes.spec import NodeSpec, ReadyCheck, parse_spec, ready_check
 from harness.ports import LOOPBACK, free_ports
 

@@ -22,7 +22,7 @@ from typing import Literal, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 from harness.errors import PlanError
-from harness.nodes.base import Role
+from harness.model import Role
 
 ProviderName = Literal["process", "docker", "existing"]
 
@@ -42,7 +42,7 @@ ROLE_ALIASES: Mapping[str, Role] = {
     "dp": "dp",
     "data_plane": "dp",
 }
-DEFAULT_EMULATOR_IMAGE = "kuh/kong-emulator:dev"
+
 # image repositories (last path part) that are real Kong; anything else is taken as the emulator image
 KONG_REPOSITORIES = ("kong", "kong-gateway")
 

@@ -8,7 +8,10 @@ redacts. Matplotlib is imported here (charts); Chromium only when a screenshot i
 from harness.report.allure_html import generate as generate_allure_html
 from harness.report.charts import Chart, charts_for, write_charts
 from harness.report.finish import FinishedRun, finish_run
-from harness.report.model import (
+from harness.report.redact import Redactor, SecretHit, find_secrets, scrub_run_dir
+from harness.report.screenshot import distinct_colours, is_blank, screenshot
+from harness.report.signoff import write_signoff
+from harness.summary import (
     Finding,
     NodeInfo,
     ParitySummary,
@@ -17,10 +20,6 @@ from harness.report.model import (
     StageResult,
     StepResult,
 )
-from harness.report.redact import Redactor, SecretHit, find_secrets, scrub_run_dir
-from harness.report.rundir import RunDir, new_run_dir, run_dir_name
-from harness.report.screenshot import distinct_colours, is_blank, screenshot
-from harness.report.signoff import write_signoff
 
 __all__ = [
     "Chart",
@@ -30,7 +29,6 @@ __all__ = [
     "ParitySummary",
     "Redactor",
     "Rollback",
-    "RunDir",
     "RunSummary",
     "SecretHit",
     "StageResult",
@@ -41,8 +39,6 @@ __all__ = [
     "finish_run",
     "generate_allure_html",
     "is_blank",
-    "new_run_dir",
-    "run_dir_name",
     "screenshot",
     "scrub_run_dir",
     "write_charts",

@@ -6,10 +6,9 @@ Suites and fixtures attach evidence only through ``attach_json`` / ``attach_text
 is a no-op when the allure-pytest plugin is not active. With ``configure(evidence_dir=...)`` each
 attachment is also written, redacted, to ``evidence/`` of the run folder.
 
-Categories (``categories.json``) sort failures by the start of their message. A suite that wants
-its failure in a category starts the message with the prefix, e.g.
-``pytest.fail(f"{GATE_FAILED} step 3 (Y 50%): Y error rate 6.1% > 1%")`` or
-``assert ok, behaviour_difference("route /orders: X 200, Y 404")``:
+Categories (``categories.json``) sort failures by the start of their message. The suites build
+their messages with ``harness.messages`` (``gate_failed(...)``, ``behaviour_difference(...)``), whose
+prefixes the categories below are made from:
 
 ==========================  ============================================  ==============
 category                    message starts with (after ``Type: ``)        status
@@ -43,13 +42,10 @@ from typing import Any
 import allure
 from allure_commons.types import AttachmentType
 
-from harness.report.model import NodeInfo, RunSummary
-from harness.report.redact import MARKUP_SUFFIXES, Redactor
+from harness.messages import BEHAVIOUR_DIFFERENCE, CONFIG_DRIFT, GATE_FAILED, INFRASTRUCTURE
+from harness.report.redact import MARKUP_SUFFIXES, Redactor, SecretStore
+from harness.summary import NodeInfo, RunSummary
 
-GATE_FAILED = "gate failed:"
-CONFIG_DRIFT = "config drift:"
-BEHAVIOUR_DIFFERENCE = "behaviour difference:"
-INFRASTRUCTURE = "infrastructure problem:"
 INFRASTRUCTURE_ERRORS = (
     "NodeError", "NodeUnreachable", "BadResponse", "NodeStartError", "TrafficError", "ProbeError",
     "WaitTimeout",
@@ -85,22 +81,6 @@ CATEGORIES: tuple[dict[str, Any], ...] = (
         "matchedStatuses": _STATUSES,
     },
 )
-
-
-def gate_failed(detail: str) -> str:
-    return f"{GATE_FAILED} {detail}"
-
-
-def config_drift(detail: str) -> str:
-    return f"{CONFIG_DRIFT} {detail}"
-
-
-def behaviour_difference(detail: str) -> str:
-    return f"{BEHAVIOUR_DIFFERENCE} {detail}"
-
-
-def infrastructure_problem(detail: str) -> str:
-    return f"{INFRASTRUCTURE} {detail}"
 
 
 def category_of(message: str, status: str = "failed") -> str | None:
@@ -195,31 +175,26 @@ def write_environment_for(results_dir: str | Path, summary: RunSummary) -> Path:
 
 @dataclass
 class _State:
-    redactor: Redactor
+    store: SecretStore
     evidence_dir: Path | None = None
 
+    @property
+    def redactor(self) -> Redactor:
+        return self.store.redactor
 
-_state = _State(Redactor())
+
+_state = _State(SecretStore())
 
 
-def configure(*, secrets: Iterable[str] | Redactor = (), evidence_dir: str | Path | None = None) -> None:
-    """Set the secrets every attachment is cleaned of, and where evidence copies go (None: nowhere)."""
-    _state.redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
+def configure(*, secrets: SecretStore | Iterable[str] = (), evidence_dir: str | Path | None = None) -> None:
+    """Attach through the run's secret store (the one every writer reads; values learnt later count
+    too), and say where evidence copies go (None: nowhere)."""
+    _state.store = secrets if isinstance(secrets, SecretStore) else SecretStore(secrets)
     _state.evidence_dir = None if evidence_dir is None else Path(evidence_dir)
-
-
-def add_secrets(secrets: Iterable[str]) -> None:
-    """Add secrets learnt during the run (e.g. consumer keys read from a captured config)."""
-    _state.redactor = _state.redactor.with_secrets(secrets)
 
 
 def redactor() -> Redactor:
     return _state.redactor
-
-
-def redact(text: str, *, markup: bool = False) -> str:
-    """``text`` cleaned of the configured secrets (for messages the suites build themselves)."""
-    return _state.redactor.text(text, markup=markup)
 
 
 def _slug(name: str) -> str:

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.report.model import RunSummary, StepResult
+from harness.summary import RunSummary, StepResult
 
 COLOUR_X = "#4c72b0"
 COLOUR_Y = "#dd8452"

@@ -127,6 +127,32 @@ class Redactor:
         return found
 
 
+
+class SecretStore:
+    """The run's one store of secret values (consumer keys, admin tokens) that every writer reads.
+
+    Values are added as the run learns them (``add``); ``redactor`` is always current. The sign-off
+    page, the Allure attachments, the evidence copies and the end-of-run scrub all read this store.
+    """
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._redactor = Redactor(values)
+
+    def add(self, values: Iterable[str | None]) -> None:
+        new = {v for v in values if isinstance(v, str) and v.strip()} - set(self._redactor.secrets)
+        if new:
+            self._redactor = self._redactor.with_secrets(new)
+
+    @property
+    def redactor(self) -> Redactor:
+        return self._redactor
+
+    def values(self) -> frozenset[str]:
+        return frozenset(self._redactor.secrets)
+
+    def __repr__(self) -> str:
+        return f"SecretStore({len(self._redactor.secrets)} values)"
+
 @dataclass(frozen=True)
 class SecretHit:
     """A secret found in a file: where, and which one (masked, so the hit itself can be printed)."""

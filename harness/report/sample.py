@@ -11,7 +11,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from harness.report.model import (
+from harness.summary import (
     Finding,
     NodeInfo,
     ParitySummary,

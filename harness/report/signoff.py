@@ -16,8 +16,8 @@ from html import escape
 from pathlib import Path
 
 from harness.report.charts import Chart, charts_for
-from harness.report.model import RunSummary, StepResult
 from harness.report.redact import Redactor
+from harness.summary import RunSummary, StepResult
 
 PAGE = "signoff.html"
 SUMMARY_JSON = "summary.json"

@@ -14,25 +14,19 @@ import importlib
 from typing import Any
 
 from harness.errors import TrafficError
+from harness.model import ProbeRecord, ProbeWindow, Side, SideFigures
+from harness.registry import DEFAULT_SPLITTER, SPLITTERS
 from harness.traffic.base import (
     HEADER_PIN,
     HEADER_SIDE,
     HEADER_UPSTREAM,
     Backend,
-    Side,
     Splitter,
     check_weights,
     server_weights,
 )
-from harness.traffic.probe import Probe, ProbeRecord, ProbeRequest, ProbeWindow, SideFigures
+from harness.traffic.probe import Probe, ProbeRequest
 from harness.traffic.rollback import RollbackEvidence, rollback
-
-SPLITTERS: dict[str, tuple[str, str]] = {
-    "haproxy": ("harness.traffic.haproxy", "HAProxySplitter"),
-    "nginx": ("harness.traffic.nginx", "NginxSplitter"),
-    "command": ("harness.traffic.command", "CommandSplitter"),
-}
-DEFAULT_SPLITTER = "haproxy"
 
 
 def get_splitter(kind: str = DEFAULT_SPLITTER, /, **kwargs: Any) -> Splitter:
@@ -42,7 +36,7 @@ def get_splitter(kind: str = DEFAULT_SPLITTER, /, **kwargs: Any) -> Splitter:
             f"unknown splitter {kind!r}; valid: {', '.join(SPLITTERS)}",
             hint="set traffic.splitter in the plan to one of these",
         )
-    module_name, class_name = SPLITTERS[kind]
+    module_name, _, class_name = SPLITTERS[kind].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     if kind == "command":
         kwargs.pop("run_dir", None)
@@ -63,6 +57,7 @@ def get_splitter(kind: str = DEFAULT_SPLITTER, /, **kwargs: Any) -> Splitter:
         if set_command is None:
             raise TrafficError("the command splitter needs set_command (or command=) with {x} and {y}")
         return cls(set_command, **kwargs)
+    kwargs.pop("command", None)  # only the command splitter takes one
     return cls(**kwargs)
 
 

@@ -18,12 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from harness import ports
 from harness.errors import TrafficError
-
-Side = Literal["x", "y"]
+from harness.model import Side
 
 HEADER_UPSTREAM = "X-KUH-Upstream"   # response: the backend (node) name that answered
 HEADER_SIDE = "X-KUH-Side"           # response: "x" or "y"

@@ -21,16 +21,13 @@ The probe runs in the foreground (``run``) or in the background across several s
 from __future__ import annotations
 
 import asyncio
-import csv
 import gc
-import io
 import re
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -39,8 +36,8 @@ import aiohttp
 from yarl import URL
 
 from harness.errors import ProbeError
-from harness.stats import percentile
-from harness.traffic.base import HEADER_PIN, HEADER_SIDE, HEADER_UPSTREAM, Side
+from harness.model import ProbeRecord, ProbeWindow, Side
+from harness.traffic.base import HEADER_PIN, HEADER_SIDE, HEADER_UPSTREAM
 
 _KONG_VERSION = re.compile(r"kong/(\d+\.\d+\.\d+[\w.\-]*)", re.IGNORECASE)
 
@@ -83,182 +80,6 @@ def safe_path(path: str) -> str:
         return path
     query = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
     return urlunsplit(("", "", parts.path, query, ""))
-
-
-@dataclass(frozen=True)
-class ProbeRecord:
-    """What happened to one scheduled request. Times are epoch seconds.
-
-    ``status`` is None when no HTTP answer came (then ``error`` says why: connect, timeout,
-    protocol, ...). ``ok`` is whether the status is what the request expected.
-    """
-
-    seq: int
-    request: str
-    method: str
-    path: str
-    scheduled: float
-    sent: float
-    done: float
-    side: Side | None
-    node: str | None
-    status: int | None
-    latency_ms: float
-    error: str | None
-    pinned: bool
-    ok: bool
-    retries: int = 0   # idempotent request resent once after the server closed a kept-alive connection
-
-    @property
-    def failed(self) -> bool:
-        """An HTTP answer that is not what a healthy gateway gives (5xx, or a wrong status)."""
-        return self.status is not None and not self.ok
-
-    @property
-    def probe_error(self) -> bool:
-        """No HTTP answer at all (connection refused, timeout, broken response)."""
-        return self.status is None
-
-    @property
-    def lag_ms(self) -> float:
-        return (self.sent - self.scheduled) * 1000.0
-
-
-CSV_FIELDS = (
-    "seq", "request", "method", "path", "scheduled", "sent", "done", "side", "node", "status",
-    "latency_ms", "error", "pinned", "ok",
-)
-
-
-@dataclass(frozen=True)
-class SideFigures:
-    """One side's share of a window. Latencies are of every HTTP answer from that side."""
-
-    side: Side
-    count: int
-    failed: int
-    p50_ms: float | None
-    p90_ms: float | None
-    p99_ms: float | None
-    statuses: Mapping[int, int]
-    latencies_ms: tuple[float, ...] = field(repr=False)
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.failed / self.count if self.count else None
-
-    @classmethod
-    def of(cls, side: Side, records: Sequence[ProbeRecord]) -> SideFigures:
-        answered = [r for r in records if r.side == side and r.status is not None]
-        latencies = tuple(r.latency_ms for r in answered)
-        return cls(
-            side=side,
-            count=len(answered),
-            failed=sum(1 for r in answered if r.failed),
-            p50_ms=percentile(latencies, 50),
-            p90_ms=percentile(latencies, 90),
-            p99_ms=percentile(latencies, 99),
-            statuses=MappingProxyType(dict(Counter(r.status for r in answered if r.status is not None))),
-            latencies_ms=latencies,
-        )
-
-
-@dataclass(frozen=True)
-class ProbeWindow:
-    """The records of one stretch of probing and the figures the gates read."""
-
-    records: tuple[ProbeRecord, ...] = field(repr=False)
-    label: str
-    weights: tuple[int, int] | None
-    started: float | None
-    ended: float | None
-    count: int
-    x: SideFigures
-    y: SideFigures
-    unattributed: int      # HTTP answers with no side: missing data
-    probe_errors: int      # no HTTP answer: connection refused, timeout, broken response
-    lag_p99_ms: float | None
-    late: int              # records sent more than LATE_MS after their scheduled time
-    retried: int = 0       # records whose request was resent once on a fresh connection
-
-    LATE_MS = 5.0
-
-    @classmethod
-    def of(
-        cls, records: Sequence[ProbeRecord], *, label: str = "", weights: tuple[int, int] | None = None
-    ) -> ProbeWindow:
-        records = tuple(records)
-        lags = [r.lag_ms for r in records]
-        return cls(
-            records=records,
-            label=label,
-            weights=weights,
-            started=min((r.scheduled for r in records), default=None),
-            ended=max((r.done for r in records), default=None),
-            count=len(records),
-            x=SideFigures.of("x", records),
-            y=SideFigures.of("y", records),
-            unattributed=sum(1 for r in records if r.status is not None and r.side is None),
-            probe_errors=sum(1 for r in records if r.probe_error),
-            lag_p99_ms=percentile(lags, 99),
-            late=sum(1 for lag in lags if lag > cls.LATE_MS),
-            retried=sum(1 for r in records if r.retries),
-        )
-
-    def sent_after(self, epoch: float) -> ProbeWindow:
-        """The same window with only the requests sent at or after ``epoch``."""
-        return ProbeWindow.of([r for r in self.records if r.sent >= epoch], label=self.label,
-                              weights=self.weights)
-
-    @property
-    def share_y(self) -> float | None:
-        """Fraction of attributed answers that came from Y (None without any)."""
-        total = self.x.count + self.y.count
-        return self.y.count / total if total else None
-
-    @property
-    def probe_error_rate(self) -> float | None:
-        """Probe errors plus unattributed answers, over all records."""
-        return (self.probe_errors + self.unattributed) / self.count if self.count else None
-
-    def side(self, side: Side) -> SideFigures:
-        return self.x if side == "x" else self.y
-
-    def summary(self) -> dict[str, Any]:
-        """The figures without the records, for reports and logs."""
-        def figures(s: SideFigures) -> dict[str, Any]:
-            return {
-                "count": s.count, "failed": s.failed, "error_rate": s.error_rate, "p50_ms": s.p50_ms,
-                "p90_ms": s.p90_ms, "p99_ms": s.p99_ms, "statuses": dict(s.statuses),
-            }
-
-        return {
-            "label": self.label, "weights": self.weights, "count": self.count, "share_y": self.share_y,
-            "x": figures(self.x), "y": figures(self.y), "unattributed": self.unattributed,
-            "probe_errors": self.probe_errors, "lag_p99_ms": self.lag_p99_ms, "late": self.late,
-            "retried": self.retried,
-        }
-
-    def csv_text(self) -> str:
-        """One row per record (quoted: request names may hold commas). Request headers are never
-        written; query values are masked."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_FIELDS)
-        for r in self.records:
-            writer.writerow([
-                r.seq, r.request, r.method, r.path, f"{r.scheduled:.6f}", f"{r.sent:.6f}",
-                f"{r.done:.6f}", r.side or "", r.node or "", "" if r.status is None else r.status,
-                f"{r.latency_ms:.3f}", r.error or "", int(r.pinned), int(r.ok),
-            ])
-        return buffer.getvalue()
-
-    def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`csv_text` to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.csv_text())
-        return path
 
 
 def attribute(

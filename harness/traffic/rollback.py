@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import ProbeError, TrafficError
+from harness.model import ProbeRecord, ProbeWindow
 from harness.traffic.base import Splitter
-from harness.traffic.probe import Probe, ProbeRecord, ProbeWindow
+from harness.traffic.probe import Probe
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import pytest
 
 from harness.certs import make_cluster_cert
 from harness.errors import NodeError, NodeStartError
-from harness.nodes import Node, NodeRequest, get_provider, sweep
+from harness.model import Node
+from harness.nodes import NodeRequest, get_provider, sweep
 from harness.nodes.docker import DockerProvider
 
 pytestmark = pytest.mark.docker

@@ -13,7 +13,8 @@ import pytest
 
 from harness.certs import make_cluster_cert
 from harness.errors import NodeError, NodeStartError
-from harness.nodes import ClusterCert, Node, NodeRequest, get_provider, sweep
+from harness.model import ClusterCert, Node
+from harness.nodes import NodeRequest, get_provider, sweep
 from harness.nodes.process import PID_FILE, ProcessProvider
 from harness.ports import free_port
 

@@ -43,6 +43,7 @@ import allure
 import pytest
 
 from harness.errors import NodeUnreachable
+from harness.messages import gate_failed
 from harness.report import allure as report
 
 report.configure(secrets=[{SECRET!r}])
@@ -58,7 +59,7 @@ def test_gate():
     report.label("shift", "gate at 50%")
     report.attach_text("gate figures", "Y error rate 6.1% > 1%; apikey={SECRET}")
     allure.attach({CANARY!r}, name="raw", attachment_type=allure.attachment_type.TEXT)
-    pytest.fail(report.gate_failed("step 3 (Y 50%): Y error rate 6.1% > limit 1%"))
+    pytest.fail(gate_failed("step 3 (Y 50%): Y error rate 6.1% > limit 1%"))
 
 
 def test_node():

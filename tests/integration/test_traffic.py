@@ -17,15 +17,8 @@ import pytest
 
 from harness.errors import TrafficError
 from harness.gates import GateConfig, judge
-from harness.traffic import (
-    Backend,
-    Probe,
-    ProbeRecord,
-    ProbeRequest,
-    ProbeWindow,
-    get_splitter,
-    rollback,
-)
+from harness.model import ProbeRecord, ProbeWindow
+from harness.traffic import Backend, Probe, ProbeRequest, get_splitter, rollback
 from harness.traffic.base import SplitterBase, free_port
 
 # timing-sensitive: never beside the whole-plan runs (same xdist group, so one worker runs them in turn)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import LedgerError
-from harness.ledger import STAGES, Ledger, Verdict, latest_run_dir, stage_index
+from harness.ledger import STAGES, Ledger, Verdict, stage_index
 
 
 def ledger(run_dir: Path, plan: str = "default-dbless") -> Ledger:
@@ -50,13 +50,11 @@ def test_a_second_ledger_on_the_same_folder_sees_everything(tmp_path: Path) -> N
     first.record(passed("preflight"))
     first.record(Verdict("backup", "failed", 200.0, 201.0, "no _format_version"))
     first.set_fact("x_hashes", {"x1": "a" * 32})
-    first.note_session({"pid": 1, "stages": ["preflight", "backup"]})
     again = Ledger(tmp_path, plan_name="ignored-when-a-ledger-exists", plan_path="other.yaml")
     assert again.plan_name == "default-dbless"
     assert again.verdict("backup") == Verdict("backup", "failed", 200.0, 201.0, "no _format_version")
     assert again.fact("x_hashes") == {"x1": "a" * 32}
     assert again.fact("absent", "default") == "default"
-    assert again.as_dict()["sessions"] == [{"pid": 1, "stages": ["preflight", "backup"]}]
 
 
 def test_verdicts_come_in_stage_order_whatever_the_recording_order(tmp_path: Path) -> None:
@@ -126,43 +124,3 @@ def test_figures_that_json_cannot_hold_are_written_as_text(tmp_path: Path) -> No
     led = ledger(tmp_path)
     led.record(Verdict("backup", "passed", 1.0, 2.0, "", {"path": tmp_path / "backup.yaml"}))
     assert led.as_dict()["stages"]["backup"]["figures"] == {"path": str(tmp_path / "backup.yaml")}
-
-
-# --- latest_run_dir ---------------------------------------------------------------------------------
-
-def make_run(root: Path, name: str, *, with_ledger: bool = True, plan: str | None = None) -> Path:
-    path = root / name
-    path.mkdir(parents=True)
-    if with_ledger:
-        ledger(path, plan or name.split("-", 1)[1]).record(passed("preflight"))
-    return path
-
-
-def test_no_runs_root_means_no_run(tmp_path: Path) -> None:
-    assert latest_run_dir(tmp_path / "absent", "default-dbless") is None
-    assert latest_run_dir(tmp_path, "default-dbless") is None
-
-
-def test_the_newest_run_of_the_plan_with_a_ledger_is_chosen(tmp_path: Path) -> None:
-    make_run(tmp_path, "20250101T000000Z-default-dbless")
-    newer = make_run(tmp_path, "20250301T000000Z-default-dbless")
-    make_run(tmp_path, "20250401T000000Z-default-dbless", with_ledger=False)  # crashed before any verdict
-    make_run(tmp_path, "20250501T000000Z-hybrid")
-    (tmp_path / "20250601T000000Z-default-dbless.txt").write_text("a file, not a run folder")
-    assert latest_run_dir(tmp_path, "default-dbless") == newer
-
-
-def test_a_second_run_in_the_same_second_is_newer(tmp_path: Path) -> None:
-    make_run(tmp_path, "20250101T000000Z-hybrid")
-    second = make_run(tmp_path, "20250101T000000Z.2-hybrid")
-    assert latest_run_dir(tmp_path, "hybrid") == second
-
-
-def test_a_plan_whose_name_ends_another_plans_name_is_not_taken_for_it(tmp_path: Path) -> None:
-    # plan names are [a-z0-9-]: "crash" and "y-crash" are both valid, and the run folder of
-    # "y-crash" ends with "-crash"; resuming "crash" must not pick up y-crash's verdicts
-    own = make_run(tmp_path, "20250101T000000Z-crash")
-    make_run(tmp_path, "20250201T000000Z-y-crash")
-    make_run(tmp_path, "20250301T000000Z.2-y-crash")
-    assert latest_run_dir(tmp_path, "crash") == own
-    assert latest_run_dir(tmp_path, "y-crash") == tmp_path / "20250301T000000Z.2-y-crash"

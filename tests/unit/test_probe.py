@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from harness.errors import ProbeError, TrafficError
-from harness.traffic import Backend, Probe, ProbeRequest, ProbeWindow, server_weights
+from harness.model import ProbeWindow
+from harness.traffic import Backend, Probe, ProbeRequest, server_weights
 from harness.traffic.base import check_backends, check_weights, split_from_server_weights
 from harness.traffic.probe import ProbeTransportError, attribute, safe_path
 

@@ -6,9 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 from harness.ledger import STAGES, Ledger, Verdict
-from harness.nodes import Node
+from harness.model import Node
 from harness.record import RunRecord, build_summary
-from harness.report.model import Finding, Rollback, RunSummary, StepResult
+from harness.report.redact import SecretStore
+from harness.summary import Finding, Rollback, RunSummary, StepResult
 
 
 def ledger_with(tmp_path: Path, outcomes: dict[str, str]) -> Ledger:
@@ -105,9 +106,9 @@ def test_an_empty_record_falls_back_to_the_ledger_and_defaults(tmp_path: Path) -
         "default-dbless", "dbless", "unknown", "unknown", "none")
 
 
-def test_record_secrets_skip_empty_values() -> None:
-    rec = RunRecord()
-    rec.add_secrets(["k1", "", None, "k2"])
-    rec.add_secrets({"k1"})
-    assert rec.secrets() == frozenset({"k1", "k2"})
-    assert "k1" not in repr(rec)
+def test_the_secret_store_skips_empty_values_and_never_shows_one() -> None:
+    store = SecretStore()
+    store.add(["k1", "", None, "k2"])
+    store.add({"k1"})
+    assert store.values() == frozenset({"k1", "k2"})
+    assert "k1" not in repr(store) and store.redactor.text("k1 k2") == "<redacted> <redacted>"

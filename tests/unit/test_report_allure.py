@@ -13,10 +13,11 @@ from allure_commons.types import AttachmentType
 from allure_commons.utils import format_exception
 
 from harness.errors import NodeUnreachable, PlanError, WaitTimeout
+from harness import messages
 from harness.report import allure as report
-from harness.report.model import NodeInfo
-from harness.report.redact import MARK
+from harness.report.redact import MARK, SecretStore
 from harness.report.sample import sample_summary
+from harness.summary import NodeInfo
 
 KEY = "consumer-key-7f3a9"
 TOKEN = "admin-token-2b8c"
@@ -40,16 +41,16 @@ def test_categories_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("exc", "status", "category"),
     [
-        (AssertionError(report.gate_failed("step 3 (Y 50%): Y error rate 6.1% > 1%") + "\nassert False"),
+        (AssertionError(messages.gate_failed("step 3 (Y 50%): Y error rate 6.1% > 1%") + "\nassert False"),
          "failed", "Gate failed"),
-        (pytest.fail.Exception(report.config_drift("X config hash changed: abc -> def")), "failed",
+        (pytest.fail.Exception(messages.config_drift("X config hash changed: abc -> def")), "failed",
          "Config drift"),
-        (AssertionError(report.behaviour_difference("GET /orders: X 200, Y 404")), "failed",
+        (AssertionError(messages.behaviour_difference("GET /orders: X 200, Y 404")), "failed",
          "Behaviour difference"),
         (NodeUnreachable("x-dp-1: no answer on 127.0.0.1:8001 in 5 s"), "broken", "Infrastructure problem"),
         (WaitTimeout("Y never became ready"), "broken", "Infrastructure problem"),
         (ConnectionRefusedError(111, "Connection refused"), "broken", "Infrastructure problem"),
-        (RuntimeError(report.infrastructure_problem("docker engine gone")), "broken",
+        (RuntimeError(messages.infrastructure_problem("docker engine gone")), "broken",
          "Infrastructure problem"),
         (AssertionError("assert 1 == 2"), "failed", None),
         (PlanError("steps[2] is 'x'"), "broken", None),
@@ -84,6 +85,7 @@ def test_environment_escapes_properties_syntax(tmp_path: Path) -> None:
 class _Capture:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
+        self.store = SecretStore()
 
     @allure_commons.hookimpl
     def attach_data(self, body: Any, name: str, attachment_type: Any, extension: Any) -> None:
@@ -94,7 +96,9 @@ class _Capture:
 def captured(tmp_path: Path) -> Iterator[_Capture]:
     capture = _Capture()
     allure_commons.plugin_manager.register(capture)
-    report.configure(secrets=[KEY, TOKEN], evidence_dir=tmp_path / "evidence")
+    store = SecretStore([KEY, TOKEN])
+    report.configure(secrets=store, evidence_dir=tmp_path / "evidence")
+    capture.store = store
     try:
         yield capture
     finally:
@@ -138,8 +142,8 @@ def test_evidence_names_do_not_overwrite(captured: _Capture, tmp_path: Path) -> 
     assert (first.read_text(), second.read_text()) == ("1", "2")
 
 
-def test_secrets_learnt_later(captured: _Capture) -> None:
-    report.add_secrets(["late-secret-99"])
+def test_secrets_learnt_later_in_the_run_store_count_at_once(captured: _Capture) -> None:
+    captured.store.add(["late-secret-99"])
     report.attach_text("t", "late-secret-99 and " + KEY)
     assert captured.items[-1]["body"] == f"{MARK} and {MARK}".encode()
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
-from harness.report.model import RunSummary, StageResult
 from harness.report.redact import find_secrets
 from harness.report.sample import sample_summary
 from harness.report.signoff import render, write_signoff
+from harness.summary import RunSummary, StageResult
 
 
 class _Collect(HTMLParser):

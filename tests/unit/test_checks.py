@@ -1,6 +1,5 @@
-"""The pure parts of staging: breaking_changes' blocking / accepted logic, Review rendering, Backup values.
-
-The environment is a tiny fake exposing only what each function reads (backup, record, read_x_nodes).
+"""The pure parts of the stage checks: breaking_changes' blocking / accepted logic, Review rendering,
+Backup values, X's configuration hashes. Each check takes the parts it needs; fakes stand in for them.
 """
 
 from __future__ import annotations
@@ -14,12 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.checks.backup import Backup
+from harness.checks.considerations import Review, breaking_changes
+from harness.checks.preflight import x_config_hashes
+from harness.checks.staging import DifferentialReport
 from harness.compat import Finding
 from harness.config import render_declarative
 from harness.errors import HarnessError
 from harness.plan import AcceptedFinding, Plan, load_plan
-from harness.record import RunRecord
-from harness.staging import Backup, DifferentialReport, Review, breaking_changes, x_config_hashes
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("fake-key-alice-0001", "fake-key-bob-0002")
@@ -37,41 +38,36 @@ def default_plan() -> Plan:
     return load_plan(ROOT / "plans" / "default.yaml")
 
 
-@dataclass
-class FakeEnv:
-    config: dict[str, Any]
-    x_version: str = "3.4.2"
-    record: RunRecord = field(default_factory=RunRecord)
-    reads: int = 0
-
-    def backup(self) -> Backup:
-        return Backup(self.config, yaml.safe_dump(self.config), node="x1")
-
-    def read_x_nodes(self) -> list[tuple[Any, Any]]:
-        self.reads += 1
-        return [(SimpleNamespace(name="x1"), SimpleNamespace(version=self.x_version))]
+def with_(value: Any, **changes: Any) -> Any:
+    """A copy of a plan value with ``changes`` (pydantic models or dataclasses)."""
+    if hasattr(value, "model_copy"):
+        return value.model_copy(update=changes)
+    return replace(value, **changes)
 
 
 def considerations(plan: Plan, fail_on: str, *accept: tuple[str, str]) -> Plan:
-    c = replace(plan.considerations, fail_on=fail_on, accept=tuple(AcceptedFinding(i, r) for i, r in accept))
-    return replace(plan, considerations=c)
+    c = with_(plan.considerations, fail_on=fail_on, accept=tuple(AcceptedFinding(id=i, reason=r) for i, r in accept))
+    result: Plan = with_(plan, considerations=c)
+    return result
+
+
+def review_of(plan: Plan, config: Config, x_version: str = "3.4.2") -> Review:
+    return breaking_changes(plan, config, x_version)
 
 
 # --- breaking_changes -----------------------------------------------------------------------------------
 
 def test_warnings_do_not_block_when_the_plan_fails_on_errors(sample: Config, default_plan: Plan) -> None:
-    env = FakeEnv(sample)
-    review = breaking_changes(env, default_plan)  # type: ignore[arg-type]
+    review = review_of(default_plan, sample)
     ids = {f.id for f in review.findings}
     assert {"pcre2", "via-header-format", "key-auth-www-authenticate", "auth-401-message-unauthorized"} <= ids
     assert {f.severity for f in review.findings} == {"warning", "info"}
     assert review.blocking == ()
     assert (review.x_version, review.y_version) == ("3.4.2", "3.8.1")
-    assert env.reads == 0, "the plan names X's version: no need to ask X"
 
 
 def test_fail_on_warning_blocks_every_warning_but_not_info(sample: Config, default_plan: Plan) -> None:
-    review = breaking_changes(FakeEnv(sample), considerations(default_plan, "warning"))  # type: ignore[arg-type]
+    review = review_of(considerations(default_plan, "warning"), sample)
     assert review.blocking
     assert {f.severity for f in review.blocking} == {"warning"}
     assert len(review.blocking) == sum(1 for f in review.findings if f.severity == "warning")
@@ -80,7 +76,7 @@ def test_fail_on_warning_blocks_every_warning_but_not_info(sample: Config, defau
 def test_an_accepted_finding_never_blocks_and_keeps_its_reason(sample: Config, default_plan: Plan) -> None:
     plan = considerations(default_plan, "warning", ("pcre2", "regexes checked by hand"),
                           ("x-kong-request-id-header", "clients ignore it"))
-    review = breaking_changes(FakeEnv(sample), plan)  # type: ignore[arg-type]
+    review = review_of(plan, sample)
     assert "pcre2" not in {f.id for f in review.blocking}
     pcre2 = [f for f in review.findings if f.id == "pcre2"]
     assert len(pcre2) == 2                                        # orders-by-id and health-check
@@ -92,42 +88,39 @@ def test_an_accepted_finding_never_blocks_and_keeps_its_reason(sample: Config, d
 
 
 def test_fail_on_never_blocks_nothing(sample: dict[str, Any], default_plan: Plan) -> None:
-    assert breaking_changes(FakeEnv(sample), considerations(default_plan, "never")).blocking == ()  # type: ignore[arg-type]
+    assert review_of(considerations(default_plan, "never"), sample).blocking == ()
 
 
-def test_the_findings_go_into_the_run_record(sample: dict[str, Any], default_plan: Plan) -> None:
-    env = FakeEnv(sample)
-    review = breaking_changes(env, default_plan)  # type: ignore[arg-type]
-    assert [(f.id, f.severity) for f in env.record.findings] == [(f.id, f.severity) for f in review.findings]
-    assert all(f.title for f in env.record.findings)
+def test_the_findings_as_the_report_lists_them(sample: dict[str, Any], default_plan: Plan) -> None:
+    review = review_of(default_plan, sample)
+    listed = review.report_findings()
+    assert [(f.id, f.severity) for f in listed] == [(f.id, f.severity) for f in review.findings]
+    assert all(f.title for f in listed)
 
 
-def test_x_version_is_read_from_x_when_the_plan_does_not_name_it(sample: dict[str, Any],
-                                                                 default_plan: Plan) -> None:
-    plan = replace(default_plan, x=replace(default_plan.x, version=None))
-    env = FakeEnv(sample, x_version="3.6.1")
-    review = breaking_changes(env, plan)  # type: ignore[arg-type]
-    assert env.reads == 1
+def test_the_x_version_given_decides_which_changes_are_crossed(sample: dict[str, Any],
+                                                               default_plan: Plan) -> None:
+    review = review_of(default_plan, sample, x_version="3.6.1")
     assert review.x_version == "3.6.1"
     # 3.6 already says "Unauthorized": that change is not crossed
     assert "auth-401-message-unauthorized" not in {f.id for f in review.findings}
 
 
 def test_an_upgrade_with_no_change_has_no_findings(sample: dict[str, Any], default_plan: Plan) -> None:
-    plan = replace(default_plan, y=replace(default_plan.y, version="3.4.3"))
-    review = breaking_changes(FakeEnv(sample), plan)  # type: ignore[arg-type]
+    plan = with_(default_plan, y=with_(default_plan.y, version="3.4.3"))
+    review = review_of(plan, sample)
     assert review.findings == review.blocking == review.accepted == ()
     assert review.render_text() == "no breaking change applies to 3.4.2 -> 3.4.3 for this configuration"
 
 
 def test_hybrid_data_planes_newer_than_their_control_plane_come_first(sample: dict[str, Any]) -> None:
     plan = load_plan(ROOT / "plans" / "scenarios" / "dp-newer-than-cp.yaml")
-    review = breaking_changes(FakeEnv(sample), plan)  # type: ignore[arg-type]
+    review = review_of(plan, sample)
     assert review.findings[0].id == "hybrid-dp-version"
     assert review.findings[0].severity == "error"
     assert review.blocking == (), "the scenario plan accepts it"
     not_accepted = considerations(plan, "error")
-    blocking = breaking_changes(FakeEnv(sample), not_accepted).blocking  # type: ignore[arg-type]
+    blocking = review_of(not_accepted, sample).blocking
     assert "hybrid-dp-version" in {f.id for f in blocking}
 
 
@@ -190,20 +183,20 @@ def test_differential_report_text() -> None:
 
 
 @dataclass
-class HashEnv:
+class FakeClusters:
+    """The parts x_config_hashes reads: X's proxy nodes and a read-only client per node."""
+
     statuses: dict[str, dict[str, Any]]
     x_nodes: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.x_nodes = [SimpleNamespace(name=n, admin_url=f"http://127.0.0.1:{8001 + i}")
                         for i, n in enumerate(self.statuses)]
-
-    def x_admin(self, node: Any) -> Any:
-        return SimpleNamespace(status=lambda: self.statuses[node.name])
+        self.clients = SimpleNamespace(x_admin=lambda node: SimpleNamespace(status=lambda: self.statuses[node.name]))
 
 
 def test_x_config_hashes_per_node_and_a_clear_error_without_one() -> None:
-    env = HashEnv({"x1": {"configuration_hash": "a" * 32}, "x2": {"configuration_hash": "b" * 32}})
+    env = FakeClusters({"x1": {"configuration_hash": "a" * 32}, "x2": {"configuration_hash": "b" * 32}})
     assert x_config_hashes(env) == {"x1": "a" * 32, "x2": "b" * 32}  # type: ignore[arg-type]
     with pytest.raises(HarnessError, match=r"no configuration_hash on /status \(got keys \['database'\]\)"):
-        x_config_hashes(HashEnv({"x1": {"database": {"reachable": True}}}))  # type: ignore[arg-type]
+        x_config_hashes(FakeClusters({"x1": {"database": {"reachable": True}}}))  # type: ignore[arg-type]

@@ -6,9 +6,10 @@ import csv
 import io
 from pathlib import Path
 
+from harness.checks.decommission import Soak
+from harness.checks.shift import StepOutcome, with_completeness
 from harness.gates import GateCheck, GateResult
-from harness.shift import Soak, StepOutcome, window_csv, with_completeness
-from harness.traffic.probe import CSV_FIELDS, ProbeRecord, ProbeWindow
+from harness.model import CSV_FIELDS, ProbeRecord, ProbeWindow
 
 
 def rec(seq: int, side: str | None = "x", *, status: int | None = 200, ok: bool | None = None,
@@ -88,7 +89,11 @@ def test_a_hold_no_longer_than_the_timeout_is_not_checked() -> None:
     assert check.explanation.startswith("not checked: the hold (1.0 s) is not longer than the probe timeout")
 
 
-# --- window_csv ---------------------------------------------------------------------------------------
+# --- the window's CSV ---------------------------------------------------------------------------------------
+
+def csv_of(window: ProbeWindow) -> str:
+    return window.csv_text()
+
 
 def rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
@@ -96,7 +101,7 @@ def rows(text: str) -> list[list[str]]:
 
 def test_window_csv_has_the_probe_columns_and_one_row_per_record() -> None:
     w = ProbeWindow.of([rec(0, "x"), rec(1, "y", status=503), rec(2, None, status=None, error="connect")])
-    table = rows(window_csv(w))
+    table = rows(csv_of(w))
     assert table[0] == list(CSV_FIELDS)
     assert len(table) == 4
     assert table[1] == ["0", "orders-list", "GET", "/orders", "1700000000.000000", "1700000000.000500",
@@ -107,20 +112,20 @@ def test_window_csv_has_the_probe_columns_and_one_row_per_record() -> None:
 
 def test_window_csv_reads_like_the_probes_own_csv(tmp_path: Path) -> None:
     w = ProbeWindow.of([rec(i, "xy"[i % 2], status=200 if i % 5 else 500) for i in range(20)])
-    assert rows(window_csv(w)) == rows(w.to_csv(tmp_path / "w.csv").read_text())
+    assert rows(csv_of(w)) == rows(w.to_csv(tmp_path / "w.csv").read_text())
 
 
 def test_a_request_name_with_commas_stays_in_its_column() -> None:
     # an unnamed route with two paths is named "route#2(/a,/b)" by the corpus
     w = ProbeWindow.of([rec(0, "x", request="route#2(/a,/b)", path="/a", error="protocol: bad, very bad")])
-    table = rows(window_csv(w))
+    table = rows(csv_of(w))
     assert all(len(r) == len(CSV_FIELDS) for r in table)
     assert table[1][1] == "route#2(/a,/b)"
     assert table[1][11].startswith("protocol")
 
 
 def test_an_empty_window_is_only_the_header() -> None:
-    assert window_csv(ProbeWindow.of([])) == ",".join(CSV_FIELDS) + "\n"
+    assert csv_of(ProbeWindow.of([])) == ",".join(CSV_FIELDS) + "\n"
 
 
 # --- StepOutcome ----------------------------------------------------------------------------------------

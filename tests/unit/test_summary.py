@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from harness.errors import HarnessError
-from harness.report.model import NodeInfo, RunSummary, StageResult, StepResult
 from harness.report.sample import sample_summary
+from harness.summary import NodeInfo, RunSummary, StageResult, StepResult
 
 
 @pytest.mark.parametrize("failed", [False, True], ids=["passed", "failed-with-rollback"])

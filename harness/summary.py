@@ -16,9 +16,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.config import ConfigDiff
 
 VERDICTS = ("passed", "failed", "incomplete")
 STAGE_OUTCOMES = ("passed", "failed", "skipped", "not-run")
@@ -110,6 +113,12 @@ class ParitySummary:
     @property
     def clean(self) -> bool:
         return self.added == self.removed == self.changed == 0
+
+    @classmethod
+    def of(cls, result: ConfigDiff) -> ParitySummary:
+        """The counts and first twelve lines of a parity diff."""
+        return cls(len(result.added), len(result.removed), len(result.changed), len(result.allowed),
+                   tuple(result.render_text(limit=12).splitlines()[:12]))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The run context and its parts (see harness/run/context.py)."""

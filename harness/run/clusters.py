@@ -1,0 +1,304 @@
+"""Cluster X and cluster Y: their providers, starting X, deploying Y, readiness, reading nodes.
+
+X is read only: existing X nodes are adopted by URL and never stopped; X nodes the harness starts
+are stopped at ``close()``. Y nodes are loaded with X's backup (DB-less: ``POST /config``; hybrid:
+the CP through its Admin API, then its DPs join). Every node is added to the run record as it
+starts, so the reports list the nodes the scale stage adds too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from harness.admin import NodeInfo
+from harness.certs import make_cluster_cert
+from harness.errors import HarnessError, NodeStartError
+from harness.model import ClusterCert, Node, Role
+from harness.nodes import NodeProvider, NodeRequest, get_provider
+from harness.plan import ClusterPlan, ExistingNode, Plan
+from harness.record import RunRecord
+from harness.registry import AUTO, EMULATOR_IMAGE
+from harness.run.clients import Clients
+from harness.run.upstream import Upstream
+from harness.wait import wait_until
+
+Log = Callable[[str], None]
+
+
+def docker_available(image: str = EMULATOR_IMAGE) -> tuple[bool, str]:
+    """Whether the docker provider can run here, and why (said in the run output)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            client.ping()
+            client.images.get(image)
+        finally:
+            client.close()
+    except Exception as exc:  # engine down, SDK missing, image not built
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return False, f"docker unavailable ({reason})"
+    return True, f"Docker engine answers and image {image} is present"
+
+
+def resolve_provider(wanted: str) -> tuple[str, str]:
+    """A registry name for a plan's provider (``auto`` asks Docker), and the note that says why."""
+    if wanted != AUTO:
+        return wanted, f"{wanted} (as the plan says)"
+    ok, why = docker_available()
+    chosen = "docker" if ok else "process"
+    return chosen, f"{chosen} (auto: {why})"
+
+
+def existing_spec(entry: ExistingNode) -> str:
+    """The node spec of an existing node from the plan (admin URL, or a DP's Status API URL)."""
+    base = entry.admin_url or entry.status_url
+    params = [f"role={entry.role}"]
+    if entry.proxy_url:
+        params.append(f"proxy={entry.proxy_url}")
+    if entry.status_url and entry.admin_url:
+        params.append(f"status={entry.status_url}")
+    return f"{base}?{'&'.join(params)}"
+
+
+class Clusters:
+    """The nodes of X and Y and the providers that run them. No I/O until a method is called."""
+
+    def __init__(self, plan: Plan, *, run_id: str, work_dir: Path, clients: Clients, upstream: Upstream,
+                 record: RunRecord, log: Log, x_provider: str, y_provider: str) -> None:
+        self.plan = plan
+        self.run_id = run_id
+        self.work_dir = work_dir
+        self.clients = clients
+        self.upstream = upstream
+        self.record = record
+        self.log = log
+        self.x_provider = x_provider
+        self.y_provider = y_provider
+        self.x_nodes: list[Node] = []
+        self.y_nodes: list[Node] = []
+        self.x_cp: Node | None = None
+        self.y_cp: Node | None = None
+        self._providers: dict[str, NodeProvider] = {}
+        self._cert: ClusterCert | None = None
+
+    def __repr__(self) -> str:
+        return f"Clusters(x={[n.name for n in self.all_x()]}, y={[n.name for n in self.all_y()]})"
+
+    @property
+    def hybrid(self) -> bool:
+        return self.plan.mode == "hybrid"
+
+    def provider(self, name: str) -> NodeProvider:
+        if name not in self._providers:
+            if name == "process":
+                self._providers[name] = get_provider(name, run_dir=self.work_dir / "nodes")
+            else:
+                self._providers[name] = get_provider(name)
+        return self._providers[name]
+
+    def logs(self, node: Node) -> str:
+        return self.provider(node.provider).logs(node)
+
+    def cluster_cert(self) -> ClusterCert:
+        if self._cert is None:
+            self._cert = make_cluster_cert(self.work_dir / "cluster-cert")
+        return self._cert
+
+    def all_x(self) -> list[Node]:
+        return ([self.x_cp] if self.x_cp else []) + self.x_nodes
+
+    def all_y(self) -> list[Node]:
+        return ([self.y_cp] if self.y_cp else []) + self.y_nodes
+
+    def x_reader(self) -> Node:
+        """The X node whose Admin API holds X's configuration (the CP in hybrid mode)."""
+        node = self.x_cp or (self.x_nodes[0] if self.x_nodes else None)
+        if node is None:
+            raise HarnessError("cluster X has not been started in this session",
+                               hint="preflight starts (or adopts) X; resume with --from-stage preflight")
+        return node
+
+    def first_y(self) -> Node:
+        if not self.y_nodes:
+            raise HarnessError("no Y node is deployed in this session", hint="the deploy stage starts Y first")
+        return self.y_nodes[0]
+
+    def _added(self, node: Node) -> Node:
+        self.record.add_node(node)
+        return node
+
+    def _request(self, name: str, cluster: str, role: Role, version: str, side: ClusterPlan, provider: str, *,
+                 config: str | None = None, cp: Node | None = None) -> NodeRequest:
+        return NodeRequest(
+            name=name, cluster="y" if cluster == "y" else "x", role=role, version=version, run_id=self.run_id,
+            image=side.image if provider == "docker" else None, declarative_config=config, control_plane=cp,
+            cluster_cert=self.cluster_cert() if role in ("cp", "dp") else None, faults=dict(side.faults),
+            echo_port=self.upstream.echo_port if provider == "docker" else None,
+        )
+
+    # ---- cluster X (read only) ------------------------------------------------------------------
+    def start_x(self) -> list[Node]:
+        """Start X's nodes (or adopt the existing ones by URL). Called once, by preflight or a resume."""
+        if self.x_nodes:
+            raise HarnessError("cluster X is already started in this session")
+        plan = self.plan
+        if self.x_provider == "existing":
+            prov = self.provider("existing")
+            for i, entry in enumerate(plan.x.nodes, start=1):
+                role: Role = "cp" if entry.role == "cp" else "dp" if entry.role == "dp" else "dbless"
+                node = self._added(prov.start(NodeRequest(
+                    name="cp-x" if role == "cp" else f"x{i}", cluster="x", role=role,
+                    version=plan.x.version or "0.0.0", run_id=self.run_id, spec=existing_spec(entry))))
+                if node.role == "cp":
+                    self.x_cp = node
+                else:
+                    self.x_nodes.append(node)
+            self.log(f"cluster X: {len(self.x_nodes)} existing node(s), never written to")
+            return self.x_nodes
+        prov = self.provider(self.x_provider)
+        config = self.upstream.rendered_config()
+        version = plan.x.version
+        if version is None:
+            raise HarnessError("x.version is needed to start X nodes", hint="set x.version in the plan")
+        if self.hybrid:
+            self.x_cp = self._added(prov.start(self._request("cp-x", "x", "cp", version, plan.x, self.x_provider,
+                                                             config=config)))
+            for i in range(1, plan.x.count + 1):
+                self.x_nodes.append(self._added(prov.start(self._request(
+                    f"dp-x{i}", "x", "dp", version, plan.x, self.x_provider, cp=self.x_cp))))
+        else:
+            for i in range(1, plan.x.count + 1):
+                self.x_nodes.append(self._added(prov.start(self._request(
+                    f"x{i}", "x", "dbless", version, plan.x, self.x_provider, config=config))))
+        self.log(f"cluster X: {', '.join(map(str, self.all_x()))} via {self.x_provider}")
+        return self.x_nodes
+
+    # ---- cluster Y ---------------------------------------------------------------------------------
+    def deploy_y(self, count: int, config: dict[str, object], text: str) -> list[Node]:
+        """Start Y nodes until there are ``count`` proxy nodes, each loaded with X's backup and ready."""
+        prov = self.provider(self.y_provider)
+        plan = self.plan
+        if self.hybrid and self.y_cp is None:
+            self.y_cp = self._added(prov.start(self._request("cp-y", "y", "cp", plan.y_version, plan.y,
+                                                             self.y_provider)))
+            self.log(f"Y control plane {self.y_cp} started; loading the backup through its Admin API")
+            self.clients.y_admin(self.y_cp).load_config_via_entities(config)
+        while len(self.y_nodes) < count:
+            i = len(self.y_nodes) + 1
+            if self.hybrid:
+                request = replace(self._request(f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y_version,
+                                                plan.y, self.y_provider, cp=self.y_cp), wait_for_config=False)
+                node = self._added(prov.start(request))
+                self.y_nodes.append(node)
+                self._wait_joined(node)
+                self.log(f"Y data plane {node} joined {self.y_cp} and is ready")
+            else:
+                node = self._added(prov.start(self._request(f"y{i}", "y", "dbless", plan.y_version, plan.y,
+                                                            self.y_provider)))
+                self.y_nodes.append(node)  # owned from here on, stopped by close() even if loading fails
+                self.clients.y_admin(node).post_config(text)
+                self.wait_ready(node)
+                self.log(f"Y node {node} loaded with the backup and ready")
+        return self.y_nodes
+
+    def _wait_joined(self, dp: Node, timeout: float = 30) -> None:
+        """Wait for a DP to get its config from the CP; stop at once when the CP refuses it."""
+        cp = self.y_cp
+        if cp is None:
+            raise HarnessError(f"{dp} has no control plane to join")
+
+        def look() -> tuple[str, str]:
+            code, message = self.clients.status(dp).ready()
+            if code == 200:
+                return "ready", ""
+            for row in self.clients.y_admin(cp).data_planes():
+                if (row.sync_status or "").endswith("_incompatible") and row.version == dp.version:
+                    return "refused", f"version {row.version} sync_status {row.sync_status}"
+            return "waiting", f"/status/ready {code} {message!r}"
+
+        state, detail = wait_until(
+            look, ok=lambda r: r[0] != "waiting", what=f"{dp} to receive its configuration from {cp}",
+            where=str(dp), timeout=timeout, logs=lambda: self.logs(dp),
+            hint="check /clustering/data-planes on the CP and the DP's log",
+        )
+        if state == "refused":
+            raise NodeStartError(
+                f"{cp} refused data plane {dp}: the control plane lists it as {detail}, and sends it no "
+                f"configuration (all rows: {self._data_plane_rows(cp)})",
+                hint="run data planes at the control plane's major version and at its minor version or older "
+                "(KONG-FACTS §3.3)",
+            )
+
+    def _data_plane_rows(self, cp: Node) -> str:
+        try:
+            rows = self.clients.y_admin(cp).data_planes()
+        except HarnessError as exc:
+            return f"(cannot read /clustering/data-planes: {exc.message})"
+        return "; ".join(f"{r.hostname} version {r.version} sync_status {r.sync_status}" for r in rows) or "none"
+
+    def wait_ready(self, node: Node, timeout: float = 30) -> None:
+        wait_until(
+            self.clients.status(node).ready, ok=lambda r: r[0] == 200, what="/status/ready to answer 200",
+            where=str(node), timeout=timeout, logs=lambda: self.logs(node),
+            hint="a DB-less node needs a valid config; a DP needs its CP (check /clustering/data-planes)",
+        )
+
+    def y_not_ready(self) -> list[str]:
+        out = []
+        for node in self.all_y():
+            try:
+                code, message = self.clients.status(node).ready()
+            except HarnessError as exc:
+                out.append(f"{node}: {exc.message}")
+                continue
+            if code != 200:
+                out.append(f"{node}: /status/ready {code} {message!r}")
+        return out
+
+    # ---- reading nodes ------------------------------------------------------------------------------
+    def read_nodes(self, cluster: str) -> list[tuple[Node, NodeInfo]]:
+        """``GET /`` of every node of a cluster with an Admin API; a DP (none) answers its Status API,
+        and its version is read from its CP's /clustering/data-planes."""
+        nodes, cp = (self.x_nodes, self.x_cp) if cluster == "x" else (self.y_nodes, self.y_cp)
+        out: list[tuple[Node, NodeInfo]] = []
+        versions: list[str] | None = None
+        for node in ([cp] if cp else []) + nodes:
+            if node.admin_url:
+                out.append((node, self.clients.admin(node).root()))
+                continue
+            self.clients.status(node).status()  # answers, or raises naming the node
+            if versions is None:
+                rows = self.clients.admin(cp).data_planes() if cp is not None else ()
+                versions = sorted({r.version for r in rows if r.version})
+            version = node.version or (versions[0] if versions else "")
+            out.append((node, NodeInfo(version, None, None, None, "data_plane", "off", (), ())))
+        return out
+
+    @contextmanager
+    def scratch_node(self, version: str) -> Iterator[Node]:
+        """A throw-away DB-less node of ``version`` (the backup's restore proof), stopped on exit."""
+        prov = self.provider("process")
+        node = prov.start(NodeRequest(name="scratch", cluster="y", role="dbless", version=version,
+                                      run_id=self.run_id))
+        try:
+            yield node
+        finally:
+            prov.stop(node)
+
+    def stop(self, node: Node) -> None:
+        self.provider(node.provider).stop(node)
+
+    def close(self) -> list[str]:
+        """Stop every node the run started (never an existing one); the problems met, if any."""
+        errors = []
+        for prov in reversed(list(self._providers.values())):
+            try:
+                prov.close()
+            except Exception as exc:
+                errors.append(f"stopping {prov.name} nodes: {exc}")
+        return errors

@@ -1,0 +1,117 @@
+"""The upstream the configuration points at, and X's rendered configuration.
+
+With ``config.upstream: echo`` the harness runs the emulator's echo server on 127.0.0.1 and fills
+``${UPSTREAM_URL}`` in the plan's config template with its URL; with ``none`` the config's own
+upstream URLs are used as written. A resumed session reuses the first session's port, so X's
+rendered configuration, and with it X's configuration hash, stays the same.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+import httpx
+
+from harness.errors import NodeStartError, PlanError
+from harness.plan import Plan
+from harness.ports import free_port
+from harness.wait import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER = "${UPSTREAM_URL}"
+
+
+def _get_status(url: str) -> int:
+    with httpx.Client(timeout=1) as client:
+        return client.get(url).status_code
+
+
+class Upstream:
+    """The echo upstream (when the plan asks for it) and the config rendered for it."""
+
+    def __init__(self, plan: Plan, work_dir: Path, log: Callable[[str], None], *, port: int | None = None) -> None:
+        self._plan = plan
+        self._work_dir = work_dir
+        self._log = log
+        self.port = port
+        self.url: str | None = None
+        self._echo: subprocess.Popen[bytes] | None = None
+        self._rendered: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Upstream(url={self.url!r})"
+
+    @property
+    def echo_port(self) -> int | None:
+        """The echo's port once it runs (docker nodes of the emulator image run one beside them)."""
+        return self.port if self.url else None
+
+    def start(self) -> str | None:
+        """Start the echo upstream when the plan asks for it; its URL, or None with ``upstream: none``."""
+        if self._plan.config.upstream != "echo" or self.url:
+            return self.url
+        port = self.port or free_port()
+        log_path = self._work_dir / "echo.log"
+        with log_path.open("wb") as log:  # the child keeps its own handle
+            self._echo = subprocess.Popen(
+                [sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+            )
+        echo = self._echo
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: _get_status(url + "/"),
+            ok=lambda code: code == 200 or echo.poll() is not None,
+            what="the echo upstream to answer", where=url, timeout=15,
+            logs=lambda: log_path.read_text(errors="replace"),
+        )
+        if echo.poll() is not None:
+            raise NodeStartError(f"the echo upstream exited with code {echo.returncode}", hint=f"see {log_path}")
+        self.port, self.url = port, url
+        self._log(f"echo upstream: {url} (pid {echo.pid})")
+        return url
+
+    def template(self) -> str:
+        source = self._plan.config.source
+        if source is None:
+            raise PlanError("config.source is not set", hint="name a declarative config file in the plan")
+        try:
+            return Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PlanError(f"config.source {source}: cannot be read ({type(exc).__name__})",
+                            hint="check the file named by config.source") from None
+
+    def rendered_config(self) -> str:
+        """X's declarative configuration: the plan's template with the upstream URL filled in."""
+        if self._rendered is None:
+            text = self.template()
+            url = self.start()
+            if PLACEHOLDER in text:
+                if url is None:
+                    raise PlanError(
+                        f"config.source uses {PLACEHOLDER} but config.upstream is none",
+                        hint="set config.upstream: echo, or write the upstream URLs into the config",
+                    )
+                text = text.replace(PLACEHOLDER, url)
+            self._rendered = text
+        return self._rendered
+
+    def close(self) -> None:
+        """Stop the echo upstream (its process group, by pid). Never raises."""
+        echo, self._echo = self._echo, None
+        if echo is None or echo.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(echo.pid, signal.SIGTERM)
+        try:
+            echo.wait(5)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(echo.pid, signal.SIGKILL)
+            echo.wait(5)
