@@ -11,10 +11,11 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
-from emulator.crud import DbError, find
+from emulator.bodies import BodyTooLarge, nginx_413, read_body
+from emulator.crud import DbError
 from emulator.declarative import DeclarativeError, export_yaml, flat_response, load
 from emulator.node import NodeState, log
-from emulator.responses import admin_json
+from emulator.responses import admin_json, metrics_response
 
 COLLECTIONS = {
     "services": "services", "routes": "routes", "consumers": "consumers", "plugins": "plugins",
@@ -75,7 +76,15 @@ class AdminApi:
         started = time.monotonic()
         extra: dict[str, str] | None = None
         try:
-            status, body, extra = await self.dispatch(request)
+            raw = await read_body(request, self.state.settings.admin_body_limit)
+        except BodyTooLarge as exc:
+            log(f"[admin] {exc}")  # nginx logs this at [error] and answers its own page (bodies.py)
+            waited = int((time.monotonic() - started) * 1000)
+            return nginx_413(f"kong/{self.version}", {"X-Kong-Admin-Latency": str(waited)})
+        if request.path.rstrip("/") == "/metrics" and "prometheus" in self.state.plugins:
+            return self.metrics(request, started)
+        try:
+            status, body, extra = await self.dispatch(request, raw)
         except HttpError as exc:
             status, body, extra = exc.status, exc.body, exc.headers
         except DbError as exc:
@@ -87,7 +96,14 @@ class AdminApi:
             return response
         return admin_json(self.version, status, body, latency, extra)
 
-    async def dispatch(self, request: web.BaseRequest) -> tuple[int, Any, dict[str, str] | None]:
+    def metrics(self, request: web.BaseRequest, started: float) -> web.StreamResponse:
+        """The prometheus plugin's Admin API route (kong/plugins/prometheus/api.lua): GET only."""
+        latency = int((time.monotonic() - started) * 1000)
+        if request.method not in ("GET", "HEAD"):
+            return admin_json(self.version, 405, {"message": "Method not allowed"}, latency)
+        return metrics_response(self.version, self.state.metrics.render(), latency, admin=True)
+
+    async def dispatch(self, request: web.BaseRequest, raw: bytes) -> tuple[int, Any, dict[str, str] | None]:
         parts = [quote_free(p) for p in request.path.strip("/").split("/") if p]
         method = request.method
         if method == "OPTIONS":
@@ -105,7 +121,7 @@ class AdminApi:
                 raise method_not_allowed()
             return 200, self.status(request), None
         if head == "config" and len(parts) == 1:
-            return await self.config(request, method)
+            return await self.config(request, method, raw)
         if head == "clustering" and len(parts) == 2 and parts[1] in ("data-planes", "status"):
             return self.clustering(parts[1], method, request)
         if head == "plugins" and len(parts) == 2 and parts[1] == "enabled":
@@ -116,10 +132,10 @@ class AdminApi:
             raise not_found()
         etype = COLLECTIONS[head]
         if len(parts) == 1:
-            return await self.collection(request, method, etype, head, None)
+            return await self.collection(request, raw, method, etype, head, None)
         parent = self.lookup(etype, parts[1])
         if len(parts) == 2:
-            return await self.entity(request, method, etype, parent, parts[1])
+            return await self.entity(request, raw, method, etype, parent, parts[1])
         key = (head, parts[2])
         if key not in NESTED:
             raise not_found()
@@ -127,17 +143,17 @@ class AdminApi:
             raise not_found()
         child_type, fk = NESTED[key]
         if len(parts) == 3:
-            return await self.collection(request, method, child_type, "/".join(parts), (fk, parent["id"]))
+            return await self.collection(request, raw, method, child_type, "/".join(parts), (fk, parent["id"]))
         if len(parts) == 4:
             child = self.lookup(child_type, parts[3])
             if child is not None and (child.get(fk) or {}).get("id") != parent["id"]:
                 child = None
-            return await self.entity(request, method, child_type, child, parts[3], (fk, parent["id"]))
+            return await self.entity(request, raw, method, child_type, child, parts[3], (fk, parent["id"]))
         raise not_found()
 
     # ---- reads ----
     def lookup(self, etype: str, ref: str) -> dict[str, Any] | None:
-        return find(self.state.snapshot.entities, etype, ref)
+        return self.state.find(etype, ref)
 
     def root(self) -> dict[str, Any]:
         state, version, settings = self.state, self.version, self.state.settings
@@ -217,10 +233,10 @@ class AdminApi:
         return body
 
     # ---- entities ----
-    async def collection(self, request: web.BaseRequest, method: str, etype: str, path: str,
+    async def collection(self, request: web.BaseRequest, raw: bytes, method: str, etype: str, path: str,
                          parent: tuple[str, str] | None) -> tuple[int, Any, dict[str, str] | None]:
         if method == "GET":
-            items = list((self.state.snapshot.entities.get(etype) or {}).values())
+            items = list((self.state.entities.get(etype) or {}).values())
             if parent is not None:
                 items = [i for i in items if (i.get(parent[0]) or {}).get("id") == parent[1]]
             return 200, self.page(request, items, path, parent is not None), None
@@ -229,13 +245,13 @@ class AdminApi:
         if self.state.db is None:
             raise HttpError(405, {"code": 12, "name": "operation unsupported",
                                   "message": f"cannot create '{etype}' entities when not using a database"})
-        data = await read_params(request)
+        data = read_params(request, raw)
         forced = {parent[0]: {"id": parent[1]}} if parent else None
         entity = self.state.db.insert(etype, data, forced)
         self.state.commit()
         return 201, entity, None
 
-    async def entity(self, request: web.BaseRequest, method: str, etype: str,
+    async def entity(self, request: web.BaseRequest, raw: bytes, method: str, etype: str,
                      entity: dict[str, Any] | None, ref: str, parent: tuple[str, str] | None = None
                      ) -> tuple[int, Any, dict[str, str] | None]:
         db = self.state.db
@@ -259,7 +275,7 @@ class AdminApi:
                 db.delete(etype, db.entities[etype][entity["id"]])
                 self.state.commit()
             return 204, None, None
-        data = await read_params(request)
+        data = read_params(request, raw)
         if method == "PATCH":
             if entity is None:
                 raise not_found()
@@ -270,15 +286,15 @@ class AdminApi:
         return 200, updated, None
 
     # ---- /config ----
-    async def config(self, request: web.BaseRequest, method: str) -> tuple[int, Any, dict[str, str] | None]:
+    async def config(self, request: web.BaseRequest, method: str, raw: bytes
+                     ) -> tuple[int, Any, dict[str, str] | None]:
         state = self.state
         if method not in ("GET", "POST"):
             raise method_not_allowed()
         if not state.settings.dbless or state.settings.role == "data_plane":
             raise HttpError(400, {"message": NOT_DBLESS})
         if method == "GET":
-            return 200, {"config": export_yaml(state.snapshot.entities, self.version)}, None
-        raw = await request.read()
+            return 200, {"config": export_yaml(state.entities, self.version)}, None
         ctype = request.content_type.lower() if raw else ""
         table: Any = None
         text: str | None = None
@@ -357,8 +373,7 @@ def multipart_field(raw: bytes, content_type: str, name: str) -> str | None:
     return None
 
 
-async def read_params(request: web.BaseRequest) -> dict[str, Any]:
-    raw = await request.read()
+def read_params(request: web.BaseRequest, raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
     ctype = request.content_type.lower()

@@ -31,7 +31,7 @@ async def run(settings: Settings) -> None:
         from emulator.hybrid import ControlPlane
 
         cp = ControlPlane(state)
-        dataplanes = cp.registry
+        dataplanes = state.registry = cp.registry
         assert settings.cluster_listen is not None
         runners.append(await start_site(cp.app(), settings.cluster_listen, cp.ssl_context()))
         log(f"cluster listener on {settings.cluster_listen} (TLS)")
@@ -44,7 +44,7 @@ async def run(settings: Settings) -> None:
         log(f"status API on {settings.status_listen}")
     proxy = None
     if role != "control_plane" and settings.proxy_listen is not None:
-        proxy = Proxy(settings, lambda: state.snapshot)
+        proxy = Proxy(settings, lambda: state.snapshot, state.metrics)
         await proxy.start()
         runners.append(await start_site(proxy.handle, settings.proxy_listen))
         log(f"proxy on {settings.proxy_listen}")

@@ -52,13 +52,87 @@ def find(entities: Entities, etype: str, ref: str) -> dict[str, Any] | None:
     return None
 
 
+def _indexed_fields(etype: str) -> tuple[str, ...]:
+    fields = list(UNIQUE.get(etype, ()))
+    key = ENDPOINT_KEY.get(etype)
+    if key and key not in fields:
+        fields.append(key)
+    return tuple(fields)
+
+
 class Database:
-    """Entities kept in memory as if in Postgres; every write validates like Kong's DAO."""
+    """Entities kept in memory as if in Postgres; every write validates like Kong's DAO.
+
+    Unique and endpoint-key fields are indexed (value -> ids in insertion order), so a write and a lookup
+    by name cost the same at 55,000 entities as at 50. Stored entity dicts are replaced, never changed in
+    place, so published snapshots can share them (node.NodeState.flush).
+    """
 
     def __init__(self, entities: Entities, version: KongVersion, plugins: dict[str, Any]) -> None:
         self.entities = entities
         self.version = version
         self.plugins = plugins
+        self._index: dict[tuple[str, str], dict[Any, dict[str, None]]] = {}
+        self.replace(entities)
+
+    def replace(self, entities: Entities) -> None:
+        """Swap in a whole set of entities (a declarative config loaded at start) and re-index."""
+        if entities is not self.entities:
+            self.entities.clear()
+            self.entities.update({etype: dict(items) for etype, items in entities.items()})
+        self._index = {}
+        for etype, items in self.entities.items():
+            for entity in items.values():
+                self._add_index(etype, entity)
+
+    def _add_index(self, etype: str, entity: dict[str, Any]) -> None:
+        for name in _indexed_fields(etype):
+            value = entity.get(name)
+            if isinstance(value, str):
+                self._index.setdefault((etype, name), {}).setdefault(value, {})[entity["id"]] = None
+
+    def _drop_index(self, etype: str, entity: dict[str, Any]) -> None:
+        for name in _indexed_fields(etype):
+            value = entity.get(name)
+            if isinstance(value, str):
+                ids = self._index.get((etype, name), {}).get(value)
+                if ids is not None:
+                    ids.pop(entity["id"], None)
+                    if not ids:
+                        del self._index[(etype, name)][value]
+
+    def _store(self, etype: str, entity: dict[str, Any]) -> None:
+        items = self.entities.setdefault(etype, {})
+        old = items.get(entity["id"])
+        if old is not None:
+            self._drop_index(etype, old)
+        items[entity["id"]] = entity
+        self._add_index(etype, entity)
+
+    def _remove(self, etype: str, entity_id: str) -> dict[str, Any] | None:
+        old = (self.entities.get(etype) or {}).pop(entity_id, None)
+        if old is not None:
+            self._drop_index(etype, old)
+        return old
+
+    def _ids(self, etype: str, name: str, value: Any) -> dict[str, None]:
+        if not isinstance(value, str):
+            return {}
+        return self._index.get((etype, name), {}).get(value) or {}
+
+    def find(self, etype: str, ref: str) -> dict[str, Any] | None:
+        """By id, else by the endpoint key (consumers also by custom_id), as the module's `find`."""
+        items = self.entities.get(etype) or {}
+        if ref in items:
+            return items[ref]
+        names = [ENDPOINT_KEY[etype]] if etype in ENDPOINT_KEY else []
+        if etype == "consumers":
+            names.append("custom_id")
+        for name in names:
+            for entity_id in self._ids(etype, name, ref):
+                if entity_id in items:
+                    return items[entity_id]
+        return None
 
     def _resolve_foreign(self, etype: str, entity: dict[str, Any]) -> None:
         for fk, target in FOREIGN.get(etype, {}).items():
@@ -70,7 +144,7 @@ class Database:
             wanted = ref.get("id") if isinstance(ref, dict) else ref
             if isinstance(ref, dict) and wanted is None:
                 wanted = ref.get(ENDPOINT_KEY.get(target, "name"))
-            found = find(self.entities, target, str(wanted))
+            found = self.find(target, str(wanted))
             if found is None:
                 raise DbError(400, {
                     "code": 4, "name": "foreign key violation",
@@ -85,8 +159,8 @@ class Database:
             value = entity.get(unique)
             if value is None:
                 continue
-            for other in (self.entities.get(etype) or {}).values():
-                if other["id"] != entity["id"] and other.get(unique) == value:
+            for other_id in self._ids(etype, unique, value):
+                if other_id != entity["id"]:
                     raise DbError(409, {
                         "code": 5, "name": "unique constraint violation",
                         "message": f"UNIQUE violation detected on '{{{unique}=\"{value}\"}}'",
@@ -107,7 +181,7 @@ class Database:
                                 "fields": {"id": entity["id"]}})
         self._resolve_foreign(etype, entity)
         self._check_unique(etype, entity)
-        self.entities.setdefault(etype, {})[entity["id"]] = entity
+        self._store(etype, entity)
         return entity
 
     def update(self, etype: str, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -124,21 +198,21 @@ class Database:
             raise schema_violation(errors)
         self._resolve_foreign(etype, entity)
         self._check_unique(etype, entity)
-        self.entities[etype][entity["id"]] = entity
+        self._store(etype, entity)
         return entity
 
     def upsert(self, etype: str, ref: str, data: dict[str, Any], forced: dict[str, Any] | None = None
                ) -> dict[str, Any]:
-        current = find(self.entities, etype, ref)
+        current = self.find(etype, ref)
         data = {**data, **(forced or {})}
         if current is not None:
             data["id"] = current["id"]
             data.setdefault("created_at", current.get("created_at"))
-            self.entities[etype].pop(current["id"])
+            self._remove(etype, current["id"])
             try:
                 return self.insert(etype, data)
             except DbError:
-                self.entities[etype][current["id"]] = current
+                self._store(etype, current)
                 raise
         if is_uuid(ref):
             data["id"] = ref
@@ -157,7 +231,7 @@ class Database:
                         "fields": {"@referenced_by": {"routes": "an existing 'routes' entity references this "
                                                                  "'services' entity"}},
                     })
-        self.entities[etype].pop(entity["id"], None)
+        self._remove(etype, entity["id"])
         for child_type, fks in FOREIGN.items():
             for fk, target in fks.items():
                 if target != etype:

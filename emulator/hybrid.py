@@ -45,6 +45,16 @@ class Client:
     plugins: dict[str, str]
     ws: web.WebSocketResponse
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    hostname: str | None = None
+    ip: str | None = None
+
+    @property
+    def log_suffix(self) -> str:
+        """Kong's ` [id: .., host: .., ip: .., version: ..]` (kong/clustering/control_plane.lua @ 2.8.5)."""
+        parts = [f"{label}: {value}" for label, value in (
+            ("id", self.node_id), ("host", self.hostname), ("ip", self.ip), ("version", self.version_text))
+            if value]
+        return f" [{', '.join(parts)}]" if parts else ""
 
 
 class Registry:
@@ -93,6 +103,7 @@ class ControlPlane:
         self.registry = Registry(state.version)
         self.clients: dict[str, Client] = {}
         self._tasks: set[asyncio.Future[None]] = set()
+        self._payloads: tuple[Any, dict[tuple[bool, bool], bytes]] = (None, {})
         settings = state.settings
         assert settings.cluster_cert and settings.cluster_cert_key
         self.digest = _cert_digest(settings.cluster_cert)
@@ -136,7 +147,8 @@ class ControlPlane:
         peer = ssl_object.getpeercert() if ssl_object is not None else None
         if peer and peer.get("notAfter"):
             cert_details = {"expiry_timestamp": int(ssl.cert_time_to_seconds(peer["notAfter"]))}
-        ws = web.WebSocketResponse(autoping=False, max_msg_size=16 * 1024 * 1024)
+        # the CP's server socket also has max_payload_len = cluster_max_payload (kong/clustering/utils.lua)
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=self.state.settings.max_payload)
         await ws.prepare(request)
         try:
             first = await asyncio.wait_for(ws.receive(), timeout=10)
@@ -164,7 +176,8 @@ class ControlPlane:
             dp_version: KongVersion | None = KongVersion.parse(node_version.split("-")[0])
         except ValueError:
             dp_version = None
-        client = Client(node_id, node_version, dp_version, plugins, ws)
+        client = Client(node_id, node_version, dp_version, plugins, ws, hostname=query.get("node_hostname"),
+                        ip=request.remote)
         self.clients[node_id] = client
         log(f"data plane {node_id} ({node_version}) connected from {request.remote}")
         try:
@@ -209,18 +222,32 @@ class ControlPlane:
         return None
 
     def payload(self, client: Client) -> bytes:
+        """The deflated reconfigure message for this DP's version; one per snapshot and version shape,
+        shared by every DP that needs the same one (Kong caches its deflated payload the same way)."""
         snapshot = self.state.snapshot
-        table = export(snapshot.entities, self.version)
         dp = client.version
+        strip_realm = dp is not None and not dp.keyauth_has_realm
+        strip_instance = dp is not None and not dp.has_instance_name
+        cached_for, cache = self._payloads
+        if cached_for is not snapshot:
+            cache = {}
+            self._payloads = (snapshot, cache)
+        key = (strip_realm, strip_instance)
+        if key in cache:
+            return cache[key]
+        table = export(snapshot.entities, self.version)
         for plugin in table.get("plugins", []):
-            if dp is not None and plugin.get("name") == "key-auth" and not dp.keyauth_has_realm:
-                (plugin.get("config") or {}).pop("realm", None)  # removed_fields.lua (section 4.1)
-            if dp is not None and not dp.has_instance_name:
+            if strip_realm and plugin.get("name") == "key-auth" and isinstance(plugin.get("config"), dict):
+                # removed_fields.lua (section 4.1); a copy: the snapshot's entities are shared
+                plugin["config"] = {k: v for k, v in plugin["config"].items() if k != "realm"}
+            if strip_instance:
                 plugin.pop("instance_name", None)
         message = {"type": "reconfigure", "timestamp": time.time(), "config_table": table,
                    "config_hash": snapshot.config_hash,
                    "hashes": {"config": snapshot.config_hash}}
-        return gzip.compress(json.dumps(message).encode())
+        # zlib's default level, as Kong's deflate_gzip (lua-ffi-zlib deflateGzip without a level)
+        cache[key] = gzip.compress(json.dumps(message, separators=(",", ":")).encode(), compresslevel=6)
+        return cache[key]
 
     async def push(self, client: Client) -> None:
         async with client.lock:
@@ -229,8 +256,20 @@ class ControlPlane:
                 self.registry.upsert(client.node_id, sync_status=problem[0])
                 log(f"unable to send updated configuration to data plane {client.node_id}: {problem[1]}")
                 return
+            payload = self.payload(client)
+            limit = self.state.settings.max_payload
+            if len(payload) > limit:
+                # lua-resty-websocket's send_frame refuses a frame over max_payload_len with "payload too
+                # big"; the CP's write thread returns that error and the connection is closed
+                # (kong/clustering/control_plane.lua @ 2.8.5, 3.4.2, 3.9.0). The DP keeps its config.
+                log("[clustering] unable to send updated configuration to data plane: payload too big"
+                    + client.log_suffix)
+                log(f"emulator: the deflated config is {len(payload):,} bytes, cluster_max_payload is "
+                    f"{limit:,}; raise KONG_CLUSTER_MAX_PAYLOAD on the CP and its DPs")
+                await client.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY)
+                return
             try:
-                await client.ws.send_bytes(self.payload(client))
+                await client.ws.send_bytes(payload)
             except (ConnectionError, RuntimeError) as exc:
                 log(f"push to data plane {client.node_id} failed: {exc}")
                 return
@@ -277,7 +316,8 @@ class DataPlane:
             url = f"wss://{settings.cluster_control_plane}{path}?{query}"
             try:
                 # close timeout: the 10 s default on both aiohttp 3.8 (float) and 3.10+ (ClientWSTimeout)
-                ws = await session.ws_connect(url, ssl=self.ssl_context(), max_msg_size=64 * 1024 * 1024)
+                # the DP's client socket has max_payload_len = cluster_max_payload (kong/clustering/utils.lua)
+                ws = await session.ws_connect(url, ssl=self.ssl_context(), max_msg_size=settings.max_payload)
                 break
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status == 404 and index + 1 < len(self.version.dp_paths):
@@ -301,7 +341,10 @@ class DataPlane:
                 if message.type == aiohttp.WSMsgType.BINARY:
                     if self._reconfigure(message.data):
                         await self._ping(ws)
-                elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                elif message.type == aiohttp.WSMsgType.ERROR:
+                    log(f"[clustering] error while receiving frame from control plane: {ws.exception()}")
+                    break
+                elif message.type == aiohttp.WSMsgType.CLOSE:
                     break
         finally:
             pinger.cancel()

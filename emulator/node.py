@@ -26,23 +26,60 @@ def log(message: str) -> None:
     print(time.strftime("%Y/%m/%d %H:%M:%S") + " [emulator] " + message, flush=True)
 
 
+# database mode: a burst of Admin API writes is published as one snapshot once writes pause this long,
+# and at least this often while they go on (Kong's CP also coalesces CRUD events into one config push)
+FLUSH_IDLE_S = 0.05
+FLUSH_MAX_WAIT_S = 2.0
+
+
 class NodeState:
-    """Loaded config and readiness; swaps an immutable Snapshot on every change."""
+    """Loaded config and readiness; swaps an immutable Snapshot on every change.
+
+    DB-less and DP nodes swap the snapshot when a config is applied. Database-mode nodes (traditional with
+    postgres, CP) keep their entities in `db` (read live by the Admin API) and publish a snapshot lazily:
+    `snapshot` rebuilds on access when writes happened, and a debounce timer publishes a burst of writes
+    once, so loading 55,000 entities entity by entity costs one rebuild, not one per write.
+    """
 
     def __init__(self, settings: Settings) -> None:
+        from emulator.metrics import Metrics
+
         self.settings = settings
         self.version = settings.version
         self.plugins = available_plugins(settings.version, settings.plugins)
         self.hostname = socket.gethostname()
         self.started = time.time()
-        self.snapshot = Snapshot.empty(self.version)
+        self._snapshot = Snapshot.empty(self.version)
         self.config_hash: str | None = EMPTY_HASH
         self.draining = False
         self.listeners: list[Callable[[], None]] = []
+        self.metrics = Metrics(self)
+        self.registry: Any = None  # a CP's hybrid.Registry of data planes, for /metrics
+        self._dirty_since: float | None = None
+        self._last_write = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self.db: Database | None = None
         if not settings.dbless:
             self.db = Database({t: {} for t in ENTITY_TYPES}, self.version, self.plugins)
             self.commit()
+            self.flush()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._dirty_since is not None:
+            self.flush()
+        return self._snapshot
+
+    @property
+    def entities(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The current entities: live from the database, else the loaded snapshot's."""
+        return self.db.entities if self.db is not None else self._snapshot.entities
+
+    def find(self, etype: str, ref: str) -> dict[str, Any] | None:
+        """An entity by id or endpoint key (name, username, ...), through an index."""
+        if self.db is not None:
+            return self.db.find(etype, ref)
+        return self._snapshot.find(etype, ref)
 
     # ---- DB-less / DP ----
     def load_text(self, text: str) -> Loaded:
@@ -55,7 +92,7 @@ class NodeState:
     def apply(self, loaded: Loaded, config_hash: str | None = None) -> None:
         digest = config_hash or loaded.config_hash
         dropped = self.settings.faults.drop_routes
-        self.snapshot = Snapshot.build(loaded.entities, digest, self.version, dropped)
+        self._snapshot = Snapshot.build(loaded.entities, digest, self.version, dropped)
         self.config_hash = digest
         log(f"configuration loaded, hash {digest}")
         for callback in self.listeners:
@@ -63,17 +100,46 @@ class NodeState:
 
     # ---- database mode (traditional + postgres, CP) ----
     def commit(self) -> None:
-        assert self.db is not None
-        entities = self.db.entities
+        """After a database write: publish soon (debounced), or at the next `snapshot` read."""
+        now = time.monotonic()
+        self._last_write = now
+        if self._dirty_since is None:
+            self._dirty_since = now
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop (start-up, unit tests): the next `snapshot` read publishes
+            self._timer = loop.call_later(FLUSH_IDLE_S, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._dirty_since is None:
+            return
+        now = time.monotonic()
+        if now - self._last_write < FLUSH_IDLE_S and now - self._dirty_since < FLUSH_MAX_WAIT_S:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_IDLE_S, self._tick)
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Publish the database as a new snapshot. Stored entity dicts are never changed in place
+        (crud.Database replaces them), so the snapshot shares them: copying is per type, not deep."""
+        if self.db is None or self._dirty_since is None:
+            return
+        self._dirty_since = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        entities = {etype: dict(items) for etype, items in self.db.entities.items()}
         digest = cp_config_hash(entities)
-        frozen = copy.deepcopy(entities)
-        self.snapshot = Snapshot.build(frozen, digest, self.version, self.settings.faults.drop_routes)
+        self._snapshot = Snapshot.build(entities, digest, self.version, self.settings.faults.drop_routes)
         self.config_hash = digest
         for callback in self.listeners:
             callback()
 
     def configured_plugins(self) -> list[str]:
-        return sorted({p["name"] for p in (self.snapshot.entities.get("plugins") or {}).values()})
+        return sorted({p["name"] for p in (self.entities.get("plugins") or {}).values()})
 
     def ready_reason(self) -> str | None:
         """Why /status/ready would answer 503, in Kong's order (section 2); None when ready."""
@@ -140,9 +206,9 @@ def load_start_config(state: NodeState, path: str) -> None:
     except DeclarativeError as exc:
         raise SystemExit(f"Error: failed loading declarative config {path!r}: {exc}") from None
     if state.db is not None:
-        state.db.entities.clear()
-        state.db.entities.update(copy.deepcopy(loaded.entities))
+        state.db.replace(loaded.entities)
         state.commit()
+        state.flush()
     else:
         state.apply(loaded)
 
@@ -158,7 +224,7 @@ def crash_later(seconds: float) -> None:
 def drift_later(state: NodeState, seconds: float) -> None:
     """The config-drift fault: one service changes as if someone wrote config to this node."""
     def drift() -> None:
-        services = state.snapshot.entities.get("services") or {}
+        services = state.entities.get("services") or {}
         if not services:
             log("emulator fault: config drift found no service to change")
             return

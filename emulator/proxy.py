@@ -6,9 +6,11 @@ import asyncio
 import itertools
 import os
 import random
+import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -16,7 +18,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from emulator.bodies import BodyTooLarge, declared_too_large, read_body
 from emulator.keyauth import authenticate
+from emulator.metrics import Metrics, Observed
 from emulator.responses import kong_response
 from emulator.router import upstream_path
 from emulator.settings import Settings
@@ -28,22 +32,68 @@ HOP_BY_HOP = frozenset(h.lower() for h in (
 ))
 SKIP_AUTO = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
 NO_ROUTE = "no Route matched with those values"
+NAME_RESOLUTION_FAILED = "name resolution failed"
+
+
+class NameResolutionFailed(OSError):
+    """The service host does not resolve (NXDOMAIN or no records)."""
+
+
+class KongResolver(aiohttp.ThreadedResolver):
+    """The system resolver, except that names under the reserved `.invalid` TLD fail at once without a
+    query (RFC 6761 section 6.4), and a name that does not exist raises NameResolutionFailed, which the
+    proxy answers as Kong does (kong/runloop/balancer/init.lua @ 2.8.5, 3.4.2: "dns server error: 3 name
+    error" -> 503 "name resolution failed"; KONG-FACTS 6.2, 9.4)."""
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[Any]:
+        if host.rstrip(".").lower().endswith(".invalid") or host.rstrip(".").lower() == "invalid":
+            raise NameResolutionFailed(socket.EAI_NONAME, f"{host}: name error")
+        try:
+            return cast("list[Any]", await super().resolve(host, port, family))
+        except socket.gaierror as exc:
+            if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+                raise NameResolutionFailed(exc.errno, f"{host}: {exc.strerror}") from exc
+            raise
+
+
+def _dns_failure(exc: BaseException) -> NameResolutionFailed | None:
+    for cause in (getattr(exc, "os_error", None), exc.__cause__):
+        if isinstance(cause, NameResolutionFailed):
+            return cause
+    return None
+
+
+@dataclass
+class _Seen:
+    """What the metrics need to know about one request, filled in as it is handled."""
+
+    snap: Snapshot | None = None
+    route: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
+    consumer: str | None = None
+    upstream_ms: int | None = None
+    from_service: bool = False
+    request_bytes: int = 0
 
 
 class Proxy:
     """One proxy listener's request handler, reading the node's current Snapshot on each request."""
 
-    def __init__(self, settings: Settings, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, settings: Settings, snapshot: Callable[[], Snapshot], metrics: Metrics | None = None
+                 ) -> None:
         self.settings = settings
         self.version = settings.version
         self.snapshot = snapshot
+        self.metrics = metrics
         self.faults = settings.faults
         self.session: aiohttp.ClientSession | None = None
         self.requests = 0
         self._rr = itertools.count()
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, force_close=False)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, force_close=False,
+                                         resolver=KongResolver())
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=
                                              aiohttp.DummyCookieJar())
 
@@ -61,6 +111,33 @@ class Proxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
+        seen = _Seen()
+        response = await self._handle(request, started, seen)
+        if self.metrics is not None:
+            self._log(request, response, started, seen)
+        return response
+
+    def _log(self, request: web.BaseRequest, response: web.StreamResponse, started: float, seen: _Seen) -> None:
+        """The prometheus plugin's log phase for this request (metrics.py)."""
+        assert self.metrics is not None
+        plugin = None
+        if seen.snap is not None and seen.route is not None:
+            plugin = seen.snap.prometheus_for(seen.route.get("id"), (seen.service or {}).get("id"))
+        request_ms = int((time.monotonic() - started) * 1000)
+        upstream_ms = seen.upstream_ms if seen.from_service else None
+        body = getattr(response, "body", None)
+        sent = 17 + sum(len(k) + len(v) + 4 for k, v in response.headers.items()) + 2 + (
+            len(body) if isinstance(body, bytes | bytearray) else 0)
+        if not seen.request_bytes:
+            seen.request_bytes = _request_line_and_headers(request)
+        self.metrics.observe(plugin, Observed(
+            route=seen.route, service=seen.service, status=response.status,
+            source="service" if seen.from_service else "kong", consumer=seen.consumer,
+            request_ms=request_ms, upstream_ms=upstream_ms,
+            kong_ms=max(0, request_ms - (upstream_ms or 0)), request_bytes=seen.request_bytes,
+            response_bytes=sent))
+
+    async def _handle(self, request: web.BaseRequest, started: float, seen: _Seen) -> web.StreamResponse:
         version = self.version
         faults = self.faults
         request_id = os.urandom(16).hex() if version.has_request_id else None
@@ -69,23 +146,35 @@ class Proxy:
         if faults.crash_after_requests is not None and self.requests > faults.crash_after_requests:
             print(f"emulator fault: crash after {faults.crash_after_requests} proxied requests", flush=True)
             os._exit(70)
+        if declared_too_large(request, self.settings.proxy_body_limit):
+            # nginx refuses it before Kong routes; the proxy's error_page gives Kong's template (6.2)
+            return self._kong(413, "Payload too large", started, request_id, accept, template=True,
+                              extra={"Connection": "close"})
         faulty = self.requests - faults.after_requests  # the n-th request since the faults began
         if faulty > 0 and (faults.latency_ms or faults.latency_jitter_ms):
             delay = faults.latency_ms + random.uniform(0, faults.latency_jitter_ms)
             await asyncio.sleep(delay / 1000)
-        # errors are spread evenly, not drawn at random, so a rehearsal fails the same way each time
-        if faulty > 0 and int(faulty * faults.error_rate) > int((faulty - 1) * faults.error_rate):
-            return self._kong(500, "An unexpected error occurred", started, request_id, accept)
-        snap = self.snapshot()
+        snap = seen.snap = self.snapshot()
         headers = request.headers
         match = snap.router.find(request.method, request.path, headers.get("Host", ""), headers)
+        if match is not None:
+            seen.route, seen.service = match.candidate.route, match.candidate.service
+        # errors are spread evenly, not drawn at random, so a rehearsal fails the same way each time;
+        # a Kong-made 500 after routing (as a failing plugin's), so it counts under its route's metrics
+        if faulty > 0 and int(faulty * faults.error_rate) > int((faulty - 1) * faults.error_rate):
+            return self._kong(500, "An unexpected error occurred", started, request_id, accept)
         if match is None:
             return self._kong(404, NO_ROUTE, started, request_id, accept, template=version.error_template)
         route = match.candidate.route
         service = match.candidate.service
         if service is None:
             return self._kong(503, "no Service found with those values", started, request_id, accept)
-        body = await request.read() if request.body_exists else b""
+        try:
+            body = await read_body(request, self.settings.proxy_body_limit)
+        except BodyTooLarge:
+            return self._kong(413, "Payload too large", started, request_id, accept, template=True,
+                              extra={"Connection": "close"})
+        seen.request_bytes = _request_line_and_headers(request) + len(body)
         query = list(request.query.items())
         new_query: list[tuple[str, str]] | None = None
         out = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP)
@@ -93,6 +182,8 @@ class Proxy:
         if plugin is not None and set(plugin.get("protocols") or ["http"]) & {"http", "https"}:
             outcome = authenticate(version, plugin.get("config") or {}, snap, request.method, headers, query,
                                    body, faults.keyauth)
+            consumer = outcome.set_headers.get("X-Consumer-Username")
+            seen.consumer = consumer if outcome.status == 0 and isinstance(consumer, str) else None
             if outcome.status:
                 extra = {"WWW-Authenticate": outcome.www_authenticate} if outcome.www_authenticate else None
                 return self._kong(outcome.status, outcome.message, started, request_id, accept,
@@ -153,10 +244,15 @@ class Proxy:
                 up_headers = upstream.headers
         except (TimeoutError, aiohttp.ServerTimeoutError):
             return self._kong(504, "The upstream server is timing out", started, request_id, accept)
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError) as exc:
+            if _dns_failure(exc) is not None:
+                # the balancer's DNS step, before any connection (KONG-FACTS 6.2, 9.4)
+                return self._kong(503, NAME_RESOLUTION_FAILED, started, request_id, accept)
             return self._kong(502, "An invalid response was received from the upstream server", started,
                               request_id, accept)
         done = time.monotonic()
+        seen.from_service = True
+        seen.upstream_ms = int((done - sent) * 1000)
         response_headers = CIMultiDict(
             (k, v) for k, v in up_headers.items() if k.lower() not in HOP_BY_HOP
         )
@@ -195,3 +291,9 @@ class Proxy:
         chosen = pool[next(self._rr) % len(pool)]["target"]
         name, _, port = chosen.rpartition(":")
         return name.strip("[]"), int(port)
+
+
+def _request_line_and_headers(request: web.BaseRequest) -> int:
+    """About nginx's $request_length without the body: request line and header lines."""
+    line = len(request.method) + len(request.raw_path) + 12
+    return line + sum(len(k) + len(v) + 4 for k, v in request.raw_headers) + 2

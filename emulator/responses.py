@@ -56,3 +56,12 @@ def admin_json(version: KongVersion, status: int, payload: Any, latency_ms: int 
         headers.update(extra)
     body = b"" if payload is None else compact_json(payload)
     return web.Response(status=status, body=body, headers=headers)
+
+
+def metrics_response(version: KongVersion, text: str, latency_ms: int, admin: bool) -> web.Response:
+    """The prometheus plugin's `/metrics` (exporter.lua collect: `text/plain; charset=UTF-8`)."""
+    headers = {"Content-Type": "text/plain; charset=UTF-8", "Server": f"kong/{version}"}
+    if admin:
+        headers["X-Kong-Admin-Latency"] = str(latency_ms)
+        headers["Access-Control-Allow-Origin"] = "*"
+    return web.Response(status=200, body=text.encode(), headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -64,6 +65,12 @@ class Settings:
     ping_interval: float = 30.0
     reconnect_delay: tuple[float, float] = (5.0, 10.0)
     faults: Faults = Faults()
+    # nginx_admin_client_max_body_size (bytes; None = nginx's 0, no limit), KONG-FACTS 9.1
+    admin_body_limit: int | None = 10 * 1024 * 1024
+    # nginx_http_client_max_body_size for the proxy (Kong's default 0: no limit)
+    proxy_body_limit: int | None = None
+    # cluster_max_payload in bytes, KONG-FACTS 9.2; 0 means the version's default
+    cluster_max_payload: int = 0
     raw: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -73,6 +80,11 @@ class Settings:
     @property
     def hybrid(self) -> bool:
         return self.role != "traditional"
+
+    @property
+    def max_payload(self) -> int:
+        """cluster_max_payload in effect: the setting, else the version's default (KONG-FACTS 9.2)."""
+        return self.cluster_max_payload or self.version.default_cluster_max_payload
 
 
 def parse_listen(name: str, value: str) -> Listen | None:
@@ -143,6 +155,30 @@ def parse_faults(env: Mapping[str, str]) -> Faults:
     )
 
 
+def parse_size(name: str, value: str, directive: str) -> int | None:
+    """nginx size syntax (ngx_parse_offset): bytes, or a number with k/K, m/M, g/G. 0 means no limit."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)\s*", value)
+    if match is None:
+        raise SettingsError(f'{name}={value!r}: nginx: [emerg] "{directive}" directive invalid value '
+                            "(expected bytes or a size such as 512k, 10m, 1g)")
+    number = int(match.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return number or None
+
+
+def _cluster_max_payload(env: Mapping[str, str]) -> int:
+    """Kong's conf loader refuses values under 4 MiB (kong/conf_loader/init.lua @ 2.8.5 and 3.4.2)."""
+    text = env.get("KONG_CLUSTER_MAX_PAYLOAD", "").strip()
+    if not text:
+        return 0
+    try:
+        number = int(float(text))
+    except ValueError:
+        raise SettingsError(f"cluster_max_payload is not a number: '{text}'") from None
+    if number < 4194304:
+        raise SettingsError("cluster_max_payload must be 4194304 (4MB) or greater")
+    return number
+
+
 def _labels(text: str) -> dict[str, str]:
     labels = {}
     for pair in text.split(","):
@@ -207,5 +243,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ping_interval=ping,
         reconnect_delay=delay,
         faults=parse_faults(env),
+        admin_body_limit=parse_size("KONG_NGINX_ADMIN_CLIENT_MAX_BODY_SIZE",
+                                    env.get("KONG_NGINX_ADMIN_CLIENT_MAX_BODY_SIZE", "10m"), "client_max_body_size"),
+        proxy_body_limit=parse_size("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE",
+                                    env.get("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE", "0"), "client_max_body_size"),
+        cluster_max_payload=_cluster_max_payload(env),
         raw={k: v for k, v in env.items() if k.startswith("KONG_")},
     )

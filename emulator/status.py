@@ -9,8 +9,9 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from emulator.admin import AdminApi, HttpError
+from emulator.bodies import read_body
 from emulator.node import NodeState, log
-from emulator.responses import admin_json
+from emulator.responses import admin_json, metrics_response
 
 
 class StatusApi:
@@ -21,6 +22,11 @@ class StatusApi:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
+        if request.path.rstrip("/") == "/metrics" and "prometheus" in self.state.plugins:
+            # kong/plugins/prometheus/status_api.lua: served for every loaded prometheus plugin
+            if request.method not in ("GET", "HEAD"):
+                return admin_json(self.version, 405, {"message": "Method not allowed"}, 0)
+            return metrics_response(self.version, self.state.metrics.render(), 0, admin=False)
         try:
             status, body = await self.dispatch(request)
         except HttpError as exc:
@@ -47,7 +53,7 @@ class StatusApi:
         return 404, {"message": "Not found"}
 
     async def drain(self, request: web.BaseRequest) -> tuple[int, Any]:
-        raw = (await request.read()).decode("utf-8", "replace")
+        raw = (await read_body(request, None)).decode("utf-8", "replace")
         params = dict(parse_qsl(raw))
         if request.content_type == "application/json":
             import json

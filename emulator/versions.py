@@ -149,6 +149,12 @@ class KongVersion:
         return ("/v1/outlet",)
 
     @property
+    def default_cluster_max_payload(self) -> int:
+        """9.2: 4 MiB until 3.3, 16 MiB from 3.4.0 (Kong/kong PR 11090; kong/templates/kong_defaults.lua
+        @ 3.3.1 `cluster_max_payload = 4194304`, @ 3.4.0 `16777216`)."""
+        return 16 * 1024 * 1024 if self.at_least(3, 4) else 4 * 1024 * 1024
+
+    @property
     def dp_sends_labels(self) -> bool:  # 3.1: labels sent from 3.3
         return self.at_least(3, 3)
 
