@@ -23,6 +23,7 @@ from emulator.schema import (
     build_entity,
     is_uuid,
 )
+from emulator import yamlout
 from emulator.versions import KongVersion
 
 EMPTY_HASH = "0" * 32
@@ -73,7 +74,8 @@ def decode_text(text: str) -> Any:
     except ValueError:
         pass
     try:
-        return yaml.safe_load(text)
+        # libyaml's parser when PyYAML has it (Debian's python3-yaml does): same results, several times faster
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         raise ValueError(f"failed parsing declarative configuration: {exc}".replace("\n", " ")) from None
 
@@ -338,15 +340,9 @@ def export(entities: Entities, version: KongVersion) -> dict[str, Any]:
     return out
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Dumper.add_representer(type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "~"))
-
-
 def export_yaml(entities: Entities, version: KongVersion) -> str:
-    return yaml.dump(export(entities, version), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    """GET /config's YAML text (yamlout: PyYAML's block layout, written in a fraction of its time)."""
+    return yamlout.dump(export(entities, version))
 
 
 def section_hash(items: Any) -> str:
