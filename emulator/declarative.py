@@ -12,6 +12,7 @@ from urllib.parse import unquote
 
 import yaml
 
+from emulator import yamlout
 from emulator.schema import (
     CHILDREN,
     ENDPOINT_KEY,
@@ -23,7 +24,6 @@ from emulator.schema import (
     build_entity,
     is_uuid,
 )
-from emulator import yamlout
 from emulator.versions import KongVersion
 
 EMPTY_HASH = "0" * 32
@@ -75,7 +75,7 @@ def decode_text(text: str) -> Any:
         pass
     try:
         # libyaml's parser when PyYAML has it (Debian's python3-yaml does): same results, several times faster
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ValueError(f"failed parsing declarative configuration: {exc}".replace("\n", " ")) from None
 

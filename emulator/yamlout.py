@@ -19,8 +19,9 @@ import yaml
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*\Z")
 # YAML 1.1 words PyYAML resolves to bool or null (yaml/resolver.py)
-_RESERVED = frozenset(
-    "yes Yes YES no No NO true True TRUE false False FALSE on On ON off Off OFF null Null NULL".split())
+_RESERVED = frozenset((
+    "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
+    "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL"))
 # characters PyYAML's reader refuses, and line breaks a double-quoted scalar would fold
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _MAX_KEY = 1000  # PyYAML's scanner allows simple keys up to 1024 characters
@@ -84,11 +85,7 @@ def _emit(value: Any, indent: str, out: list[str], cache: dict[str, str]) -> Non
                 out.append(f"{indent}{name}: {_leaf(item, cache)}\n")
         return
     for item in value:
-        if isinstance(item, dict) and item:
-            first = len(out)
-            _emit(item, indent + "  ", out, cache)
-            out[first] = f"{indent}- " + out[first][len(indent) + 2:]
-        elif isinstance(item, list) and item:
+        if isinstance(item, dict | list) and item:
             first = len(out)
             _emit(item, indent + "  ", out, cache)
             out[first] = f"{indent}- " + out[first][len(indent) + 2:]

@@ -171,7 +171,7 @@ def test_cluster_max_payload_by_version(emulators, cluster_cert: ClusterCert, ec
     assert httpx.get(old_dp.status + "/status").json()["configuration_hash"] == "0" * 32
     assert httpx.get(old_dp.proxy + "/r").status_code == 404
 
-    new_cp, new_dp = pair("3.4.3", {})
+    _, new_dp = pair("3.4.3", {})
     wait_for("the 3.4 DP to load the config", lambda: httpx.get(new_dp.proxy + "/r").status_code == 200,
              timeout=60, log=new_dp.log)
     raised_cp, raised_dp = pair("3.3.1", {"KONG_CLUSTER_MAX_PAYLOAD": str(16 * MIB)})
