@@ -167,13 +167,13 @@ class _Builder:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = exc.problem or exc.context or "not valid YAML"
-            raise self.refuse(f"not valid YAML: {problem}", mark) from None
+            raise self.refuse("not valid YAML", mark, detail=problem) from None
         except yaml.reader.ReaderError as exc:
             line, column = _position(self.text.encode("utf-8")[: exc.position].decode("utf-8", errors="replace"))
-            raise YamlRefused(self.source, f"not valid YAML: character #x{exc.character:04x} is not allowed",
-                              line=line, column=column) from None
+            raise YamlRefused(self.source, "not valid YAML", line=line, column=column,
+                              detail=f"character #x{exc.character:04x} is not allowed") from None
         except yaml.YAMLError as exc:   # libyaml's own errors carry no mark
-            raise self.refuse(f"not valid YAML: {str(exc).splitlines()[0][:120]}") from None
+            raise self.refuse("not valid YAML", detail=str(exc).splitlines()[0][:120]) from None
         finally:
             self.loader.dispose()
 
