@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 
-from harness.admin import AdminClient, ReadOnlyAdmin, StatusClient
+from harness.admin import AdminClient, NodeTooSlow, ReadOnlyAdmin, StatusClient
 from harness.errors import AdminAPIError, BadResponse, NodeUnreachable, ReadOnlyViolation
 
 BASE = "http://127.0.0.1:8001"
@@ -74,7 +74,7 @@ def test_root_reads_3x_and_28_shapes() -> None:
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def _paged(items: list[dict[str, object]], page: int, path: str = "/services") -> Handler:
+def _paged(items: Sequence[Mapping[str, object]], page: int, path: str = "/services") -> Handler:
     """Kong's pagination: next is '/services?offset=<token>'; no offset and next null on the last page."""
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -323,3 +323,97 @@ def test_load_config_via_entities_creates_parents_first_with_ids() -> None:
     assert created[4][1]["service"] == {"id": "id-1"}
     assert created[5][1]["consumer"] == {"id": "id-3"}
     assert counts == {"services": 1, "routes": 1, "consumers": 1, "keyauth_credentials": 1, "plugins": 2}
+
+
+# ---------------------------------------------------------------------------------------------------
+# bounded calls: progress, listings, size-scaled deadlines (hostile nodes: test_admin_hostile.py)
+
+
+def test_listing_reports_progress_per_page_and_across_upstreams_for_targets() -> None:
+    services = [{"id": f"id-{i}", "name": f"svc-{i}"} for i in range(7)]
+    rec = Recorder({("GET", "/services"): _paged(services, 3)})
+    seen: list[tuple[int, int]] = []
+    _client(rec).list("services", size=3, on_progress=lambda p, e: seen.append((p, e)))
+    assert seen == [(1, 3), (2, 6), (3, 7)]
+
+    def targets(request: httpx.Request) -> httpx.Response:
+        upstream = request.url.path.split("/")[2]
+        return httpx.Response(200, json={"data": [{"id": f"t-{upstream}", "target": "h:1"}], "next": None})
+
+    rec = Recorder({("GET", "/upstreams"): lambda r: httpx.Response(
+        200, json={"data": [{"id": "u1"}, {"id": "u2"}], "next": None}),
+        ("GET", "/upstreams/u1/targets"): targets, ("GET", "/upstreams/u2/targets"): targets})
+    seen.clear()
+    assert [t["id"] for t in _client(rec).list("targets", on_progress=lambda p, e: seen.append((p, e)))] == [
+        "t-u1", "t-u2"]
+    assert seen == [(1, 2), (2, 3), (3, 4)]       # the upstreams page, then one page of targets each
+
+
+def test_a_next_page_as_an_absolute_url_of_the_same_node_is_followed() -> None:
+    pages = iter([{"data": [{"id": "a"}], "next": f"{BASE}/services?offset=b"},
+                  {"data": [{"id": "b"}], "next": None}])
+    rec = Recorder({("GET", "/services"): lambda r: httpx.Response(200, json=next(pages))})
+    assert [s["id"] for s in _client(rec).list("services")] == ["a", "b"]
+    assert rec.calls[1].url.params["offset"] == "b"
+
+
+def test_a_listing_that_has_used_up_its_deadline_sends_nothing_more() -> None:
+    from harness.deadline import Deadline
+
+    rec = Recorder({("GET", "/services"): _paged([{"id": "a"}], 1)})
+    spent = Deadline.start(0, what="capture of x1", where="cluster X", hint="raise the stage deadline")
+    with pytest.raises(NodeTooSlow) as info:
+        _client(rec).list("services", deadline=spent)
+    assert rec.calls == []
+    assert "capture of x1 on cluster X" in str(info.value) and "raise the stage deadline" in str(info.value)
+    assert "after 0 pages and 0 entities" in str(info.value)
+
+
+def test_the_call_deadline_grows_with_what_is_sent() -> None:
+    from harness.deadline import CallBudget, MiB
+
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(201, json={})
+
+    budget = CallBudget(base=2, per_mib=10, cap=60)
+    client = AdminClient(BASE, transport=httpx.MockTransport(handler), budget=budget)
+    client.post_config("x" * (2 * MiB))
+    assert seen[0]["read"] == pytest.approx(2 + 10 * 2, abs=0.5)     # ~2 MiB sent
+    assert seen[0]["connect"] == pytest.approx(5.0)                   # connect: the client's timeout
+    with pytest.raises(BadResponse):
+        client.root()                                                 # nothing sent: the base only
+    assert seen[1]["read"] == pytest.approx(2, abs=0.1)
+
+
+def test_nginx_413_over_the_admin_body_limit_names_the_setting() -> None:
+    page = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n</html>\r\n"
+    client = AdminClient(BASE, transport=httpx.MockTransport(
+        lambda r: httpx.Response(413, text=page, headers={"Content-Type": "text/html"})))
+    with pytest.raises(AdminAPIError) as info:
+        client.post_config('_format_version: "3.0"\n')
+    assert info.value.status == 413 and "KONG_NGINX_ADMIN_CLIENT_MAX_BODY_SIZE" in str(info.value)
+    lmdb = {"message": "Configuration does not fit in LMDB database, consider raising the \"lmdb_map_size\""}
+    client = AdminClient(BASE, transport=httpx.MockTransport(lambda r: httpx.Response(413, json=lmdb)))
+    with pytest.raises(AdminAPIError, match="raise lmdb_map_size"):
+        client.post_config('_format_version: "3.0"\n')
+
+
+def test_capture_reports_listing_progress_per_kind_and_reads_root_once() -> None:
+    from harness.config import capture
+
+    root = {**ROOT_38, "configuration": {"database": "postgres", "role": "control_plane"}}
+    empty: dict[str, object] = {"data": [], "next": None}
+    rec = Recorder({("GET", "/"): lambda r: httpx.Response(200, json=root),
+                    ("GET", "/services"): _paged([{"id": "s1", "name": "a", "host": "h", "port": 80,
+                                                   "protocol": "http"}], 100)})
+    for path in ("/routes", "/consumers", "/plugins", "/key-auths", "/upstreams", "/certificates", "/snis",
+                 "/ca_certificates"):
+        rec.routes[("GET", path)] = lambda r: httpx.Response(200, json=empty)
+    seen: list[tuple[str, int, int]] = []
+    normal = capture(_client(rec), on_progress=lambda kind, p, e: seen.append((kind, p, e)))
+    assert normal.count() == 1
+    assert ("services", 1, 1) in seen and ("routes", 1, 0) in seen
+    assert sum(1 for call in rec.calls if call.url.path == "/") == 1
