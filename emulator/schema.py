@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -126,8 +127,9 @@ Field = tuple[Callable[[Any], str | None], Any]  # (checker, default or _NO_DEFA
 TIMEOUT = _integer(1, MAX_INT)
 
 
+@functools.lru_cache(maxsize=256)
 def _fields(etype: str, version: KongVersion) -> dict[str, Field]:
-    """Field checkers and defaults per entity type, in Kong's field order."""
+    """Field checkers and defaults per entity type, in Kong's field order (cached: read-only)."""
     ts = (_number, None)
     updated = {"updated_at": ts} if (etype in ALWAYS_UPDATED_AT or version.has_updated_at_everywhere) else {}
     common_head = {"id": (_uuid, None), "created_at": ts, **updated}
@@ -211,6 +213,7 @@ def _methods_check(value: Any) -> str | None:
 
 
 # ---- plugin config schemas (only key-auth is executed; see README) ----
+@functools.lru_cache(maxsize=64)
 def keyauth_fields(version: KongVersion) -> dict[str, Field]:
     """key-auth config fields and defaults (section 4.1); `realm` exists from 3.7.0."""
     fields: dict[str, Field] = {
