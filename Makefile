@@ -15,8 +15,10 @@ setup:
 upgrade: setup
 	$(PYTEST) suites/
 
-## test: every tier of the project's own tests (unit, plugin, integration, docker, end-to-end)
+## test: lint (ruff, mypy), then every tier of the project's own tests (unit, plugin, integration, docker, end-to-end)
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PYTEST) tests -m "" -n 2 --dist loadgroup
 
 ## fast: the fast self-tests only (what plain `pytest` runs)

@@ -4,7 +4,7 @@
 
 Target: a static nginx (one worker, ``return 200``) on a free 127.0.0.1 port, so the probe, not the
 target, is what runs out. For each rate the probe runs ``--seconds``; a request is late when it
-was sent more than 5 ms after its scheduled time (``ProbeWindow.LATE_MS``). CPU is the probe
+was sent more than ``ProbeWindow.LATE_MS`` (50 ms) after its scheduled time. CPU is the probe
 process's CPU time over the run, as a share of one core. Beside it, Debian's ``wrk`` (closed loop,
 ``-t1 -c N``) on the same target gives its throughput, p50 and p99 as the yardstick; wrk's
 latencies are per completed request at full speed, the probe's are from the scheduled time.

@@ -65,11 +65,6 @@ class Version:
         """True for enterprise versions (four parts, or an ``enterprise`` suffix)."""
         return self.four_part or "enterprise" in self.suffix
 
-    @property
-    def minor_tag(self) -> str:
-        """``"3.6"``: what Kong's LMDB validation tag and the hybrid rule look at."""
-        return f"{self.major}.{self.minor}"
-
     def __str__(self) -> str:
         text = f"{self.major}.{self.minor}.{self.patch}"
         if self.four_part:

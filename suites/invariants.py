@@ -7,14 +7,14 @@
 
 import pytest
 
-from harness import Ledger, RunContext, config_drift, x_config_hashes
+from harness import Ledger, RunContext, checks, config_drift
 
 
 @pytest.mark.every_stage
 def test_x_config_unchanged(run: RunContext, ledger: Ledger) -> None:
     recorded = ledger.fact("x_config_hash")
     assert recorded, "config freeze not armed: preflight recorded no X configuration hash"
-    current = x_config_hashes(run.clusters)
+    current = checks.preflight.x_config_hashes(run.clusters)
     drifted = {name: h for name, h in current.items() if h != recorded}
     assert not drifted, config_drift(
         "X's configuration changed since preflight (the config-write freeze did not hold): "

@@ -6,25 +6,25 @@ stage checks it is unchanged. Nothing here writes to X.
 
 import pytest
 
-from harness import Ledger, Plan, RunContext, config_drift, freeze_hash, plan_problems, x_config_hashes, x_mismatches
+from harness import Ledger, Plan, RunContext, checks, config_drift
 
 pytestmark = pytest.mark.stage("preflight")
 
 
 def test_plan_is_valid(plan: Plan, stage_figures) -> None:
-    problems = plan_problems(plan)
+    problems = checks.preflight.plan_problems(plan)
     assert not problems, "; ".join(problems)
     stage_figures("upgrade", f"{plan.x.version or '(read from X)'} -> {plan.y.version} ({plan.mode})")
 
 
 def test_x_nodes_answer_with_expected_version_and_role(run: RunContext, plan: Plan) -> None:
     run.clusters.start_x()
-    problems = x_mismatches(run.clusters, plan)
+    problems = checks.preflight.x_mismatches(run.clusters, plan)
     assert not problems, "X does not match the plan: " + "; ".join(problems)
 
 
 def test_config_freeze_armed(run: RunContext, ledger: Ledger, stage_figures) -> None:
-    value, why = freeze_hash(x_config_hashes(run.clusters))
+    value, why = checks.preflight.freeze_hash(checks.preflight.x_config_hashes(run.clusters))
     assert value is not None, why
     recorded = ledger.fact("x_config_hash")
     if recorded not in (None, value):

@@ -7,14 +7,14 @@ keys); the run folder gets a redacted copy and its checksum.
 
 import pytest
 
-from harness import Ledger, Plan, RunContext, capture_backup, config_drift, restore_diff
+from harness import Ledger, Plan, RunContext, checks, config_drift
 
 pytestmark = pytest.mark.stage("backup")
 
 
 def test_capture_x_configuration(run: RunContext, ledger: Ledger, evidence, stage_figures) -> None:
     reader = run.clusters.x_reader()
-    backup = capture_backup(run.clients.x_admin(reader), run.work_dir, node=str(reader))
+    backup = checks.backup.capture_backup(run.clients.x_admin(reader), run.work_dir, node=str(reader))
     run.set_backup(backup)
     assert backup.entity_count > 0, "the backup of X holds no entity"
     ledger.set_fact("backup", backup.summary())
@@ -25,6 +25,6 @@ def test_capture_x_configuration(run: RunContext, ledger: Ledger, evidence, stag
 def test_backup_restores_to_the_same_configuration(run: RunContext, plan: Plan, evidence) -> None:
     backup = run.require_backup()
     version = plan.x.version or run.clusters.read_nodes("x")[0][1].version
-    result = restore_diff(run.clusters, backup, version)
+    result = checks.backup.restore_diff(run.clusters, backup, version)
     evidence.attach_json("restore diff", result.to_dict())
     assert result.clean, config_drift(f"the backup does not restore to the same configuration:\n{result.render_text()}")

@@ -8,14 +8,14 @@ plan accepts them with a reason.
 
 import pytest
 
-from harness import Plan, RunContext, breaking_changes
+from harness import Plan, RunContext, checks
 
 pytestmark = pytest.mark.stage("considerations")
 
 
 def test_breaking_changes_reviewed(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
     x_version = plan.x.version or run.clusters.read_nodes("x")[0][1].version
-    review = breaking_changes(plan, run.require_backup().config, x_version)
+    review = checks.considerations.breaking_changes(plan, run.require_backup().config, x_version)
     run.record.findings = review.report_findings()
     evidence.attach_json("breaking-change findings", [f.to_dict() for f in review.findings])
     evidence.attach_text("breaking-change findings (explained)", review.render_text())

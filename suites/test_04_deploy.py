@@ -6,7 +6,7 @@ started first and loaded through its Admin API, then its first data planes join 
 
 import pytest
 
-from harness import Plan, RunContext, y_version_mismatches
+from harness import Plan, RunContext, checks
 
 pytestmark = pytest.mark.stage("deploy")
 
@@ -19,5 +19,5 @@ def test_first_y_nodes_ready(run: RunContext, plan: Plan, stage_figures) -> None
 
 
 def test_y_runs_the_planned_version(run: RunContext, plan: Plan) -> None:
-    wrong = y_version_mismatches(run.clusters, plan)
+    wrong = checks.deploy.y_version_mismatches(run.clusters, plan)
     assert not wrong, "; ".join(wrong)

@@ -8,25 +8,14 @@ mode, every data plane connected to its control plane with the CP's config hash.
 
 import pytest
 
-from harness import (
-    KEY_AUTH_CASES,
-    ParitySummary,
-    Plan,
-    RunContext,
-    behaviour_difference,
-    config_drift,
-    config_parity,
-    data_plane_report,
-    differential,
-    key_auth_case,
-)
+from harness import ParitySummary, Plan, RunContext, behaviour_difference, checks, config_drift
 
 pytestmark = pytest.mark.stage("staging")
 
 
 def test_config_parity(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
     y = run.clusters.y_cp or run.clusters.first_y()
-    result = config_parity(run.clients.y_admin(y), run.require_backup().config, plan.parity.allow)
+    result = checks.staging.config_parity(run.clients.y_admin(y), run.require_backup().config, plan.parity.allow)
     run.record.parity = ParitySummary.of(result)
     evidence.attach_json("config parity X vs Y", result.to_dict())
     evidence.attach_html("config parity X vs Y", result.render_html())
@@ -36,7 +25,7 @@ def test_config_parity(run: RunContext, plan: Plan, evidence, stage_figures) -> 
 
 
 def test_differential_requests(run: RunContext, evidence, stage_figures) -> None:
-    report = differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y())
+    report = checks.staging.differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y())
     evidence.attach_text("differential requests", report.render_text())
     stage_figures("differential", f"{report.compared} requests, {len(report.differences)} differences")
     assert report.compared > 0, f"no request could be derived from the configuration: {report.skipped}"
@@ -45,9 +34,9 @@ def test_differential_requests(run: RunContext, evidence, stage_figures) -> None
     )
 
 
-@pytest.mark.parametrize("case", KEY_AUTH_CASES)
+@pytest.mark.parametrize("case", checks.staging.KEY_AUTH_CASES)
 def test_key_auth(run: RunContext, case: str) -> None:
-    outcome = key_auth_case(run.corpus(), run.clusters.first_y(), case)
+    outcome = checks.staging.key_auth_case(run.corpus(), run.clusters.first_y(), case)
     if outcome.not_applicable:
         pytest.skip(f"the configuration has no route for this case: {outcome.detail}")
     assert outcome.ok, behaviour_difference(f"key-auth {case}: {outcome.detail}")
@@ -56,6 +45,6 @@ def test_key_auth(run: RunContext, case: str) -> None:
 def test_data_planes_connected(run: RunContext, plan: Plan, stage_figures) -> None:
     if plan.mode != "hybrid" or run.clusters.y_cp is None:
         pytest.skip("DB-less plan: there are no data planes")
-    report = data_plane_report(run.clients, run.clusters.y_cp, run.clusters.y_nodes)
+    report = checks.staging.data_plane_report(run.clients, run.clusters.y_cp, run.clusters.y_nodes)
     stage_figures("data_planes", report.summary_line())
     assert report.ok, "data planes not in sync with the control plane:\n  " + "\n  ".join(report.problems)

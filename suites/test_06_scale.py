@@ -6,7 +6,7 @@ as the first Y node, and answer the request corpus as the first Y node does.
 
 import pytest
 
-from harness import Plan, RunContext, behaviour_difference, smoke
+from harness import Plan, RunContext, behaviour_difference, checks
 
 pytestmark = pytest.mark.stage("scale")
 
@@ -20,5 +20,5 @@ def test_remaining_y_nodes_ready(run: RunContext, plan: Plan, stage_figures) -> 
 
 def test_each_y_node_passes_the_smoke(run: RunContext) -> None:
     first, *others = run.clusters.y_nodes
-    problems = smoke(run.clients, run.corpus(), first, others)
+    problems = checks.scale.smoke(run.clients, run.corpus(), first, others)
     assert not problems, behaviour_difference("between Y nodes:\n  " + "\n  ".join(problems))

@@ -8,7 +8,7 @@ report says they may now be retired.
 
 import pytest
 
-from harness import Plan, RunContext, retire_x, soak
+from harness import Plan, RunContext, checks
 
 pytestmark = pytest.mark.stage("decommission", retires_x=True)
 
@@ -21,7 +21,7 @@ def test_x_drained(run: RunContext) -> None:
 
 
 def test_no_x_traffic_over_soak_window(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
-    result = soak(run.require_traffic(), plan.traffic.soak_seconds)
+    result = checks.decommission.soak(run.require_traffic(), plan.traffic.soak_seconds)
     evidence.attach_csv("soak window", result.window_csv)
     stage_figures("soak", result.summary_line())
     assert result.requests > 0, "the probe sent nothing during the soak window: cannot prove X is idle"
@@ -30,6 +30,6 @@ def test_no_x_traffic_over_soak_window(run: RunContext, plan: Plan, evidence, st
 
 
 def test_x_retired(run: RunContext, stage_figures) -> None:
-    retired = retire_x(run.clusters)
+    retired = checks.decommission.retire_x(run.clusters)
     stage_figures("x_retired", retired.summary_line())
     assert not retired.still_running, f"X nodes the harness started are still running: {retired.still_running}"

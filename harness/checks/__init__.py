@@ -10,4 +10,11 @@ suites assert on. Nothing here writes to cluster X.
     scale           each new Y node behaves like the first
     shift           one traffic step judged by the gates; rollback
     decommission    the soak with X drained; X's nodes retired
+
+The suites read them as ``checks.<stage>.<check>(...)`` (``from harness import checks``), so a new
+check is one function here and one test in its suite.
 """
+
+from harness.checks import backup, considerations, decommission, deploy, preflight, scale, shift, staging
+
+__all__ = ["backup", "considerations", "decommission", "deploy", "preflight", "scale", "shift", "staging"]

@@ -54,10 +54,6 @@ class DifferentialReport:
         return "\n".join(lines)
 
 
-def _client() -> httpx.Client:
-    return httpx.Client(timeout=5.0, follow_redirects=False)
-
-
 def differential(corpus: Corpus, x_node: Node, y_node: Node) -> DifferentialReport:
     """Every corpus request sent to X and to Y; the differences that no version rule explains."""
     diffs: list[Difference] = []

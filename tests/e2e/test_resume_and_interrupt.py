@@ -24,6 +24,7 @@ def test_resume_shift_after_a_fix_without_redoing_earlier_stages(module_tmp: Pat
     fixed = yaml.safe_load((ROOT / "plans/scenarios/y-5xx.yaml").read_text())
     del fixed["y"]["faults"]
     fixed["config"]["source"] = str(ROOT / "plans/configs/sample.yaml")
+    fixed["config"]["allowed_root"] = str(ROOT / "plans/configs")
     fixed_path = module_tmp / "y-5xx-fixed.yaml"
     fixed_path.write_text(yaml.safe_dump(fixed))
 

@@ -47,7 +47,8 @@ def test_invalid_plan_names_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     text = (ROOT / "plans/default.yaml").read_text()
     text = text.replace("steps: [5, 25, 50, 100]", "steps: [5, 25, 50]")
-    text = text.replace("configs/sample.yaml", str(ROOT / "plans/configs/sample.yaml"))
+    text = text.replace("configs/sample.yaml",
+                        f"{ROOT / 'plans/configs/sample.yaml'}\n  allowed_root: {ROOT / 'plans/configs'}")
     bad.write_text(text)
     out = suites("--plan", str(bad), "--run-dir", str(tmp_path / "r"), tmp_path=tmp_path)
     assert out.returncode == 4

@@ -23,6 +23,7 @@ def test_finish_writes_everything_and_scrubs(tmp_path: Path) -> None:
     assert (tmp_path / "allure-results" / "environment.properties").is_file()
     assert [p.name for p in done.scrubbed] == ["x-result.json"]
     assert done.allure_report is None and done.leaks == ()
+    assert json.loads((tmp_path / "verdict.json").read_text()) == {"verdict": "failed", "failing_stage": "shift"}
     done.assert_clean()
 
 
