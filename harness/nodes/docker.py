@@ -1,26 +1,36 @@
 """Nodes as Docker containers, built with testcontainers.
 
-- One Docker network per run (``kuh-<run id>``, labelled ``kuh.run=<run id>``, removed by ``close()``).
-  Each container joins it with its node name as alias, so a DP dials its CP as ``cp-y:8005``.
-- Ports are published on 127.0.0.1 only (``bind_host``), container ports fixed: proxy 8000, admin
-  8001, status 8100, cluster 8005.
-- Readiness by HTTP (``harness.nodes.spec.ready_check``) through a ``HttpWaitStrategy`` that also stops
-  waiting as soon as the container exits. A node that does not become ready raises
-  :class:`NodeStartError` with the container's last log lines, and the container is removed.
-- The declarative config and the cluster certificate are copied into the container (``/tmp/kuh-*``)
-  before it starts, which also works with a remote engine (``DOCKER_HOST``).
-- Containers are labelled ``kuh.run=<run id>`` and ``kuh.node=<name>``; :func:`sweep_docker` removes
-  what a crashed run left.
+Two ways to run a container, chosen by image:
 
-The emulator image (default ``kuh/kong-emulator:dev``) gets ``KONG_EMULATOR_VERSION`` and, with
-``echo_port``, runs the echo upstream inside itself on ``127.0.0.1:<echo_port>`` so the same upstream
-URL works for process and container nodes. A real Kong image (``kong:3.x``, ``kong/kong-gateway:3.x``)
-gets only Kong's own settings (``KONG_DATABASE=off``, ``KONG_DECLARATIVE_CONFIG``, listeners on
-0.0.0.0). **The real-Kong path is untested here** (no registry is reachable, so no Kong image); a CP
-on real Kong also needs its database settings in ``NodeRequest.env`` (``KONG_PG_HOST`` ...).
+- **The project's emulator image** (any tag of ``kuh/kong-emulator``): one Docker network per run
+  (``kuh-<run id>``, labelled ``kuh.run=<run id>``, removed by ``close()``); each container joins it with
+  its node name as alias, so a DP dials its CP as ``cp-y:8005``. Ports are published on 127.0.0.1 only
+  (``bind_host``), container ports fixed: proxy 8000, admin 8001, status 8100, cluster 8005. It gets
+  ``KONG_EMULATOR_VERSION`` and, with ``echo_port``, runs the echo upstream inside itself on
+  ``127.0.0.1:<echo_port>``, so the upstream URL is the same as for process nodes.
+- **Any other image** (a Kong image, ``kong:3.x``, ``kong/kong-gateway:3.x``, or the look-alike
+  ``kuh/kong-lookalike:<version>``): host networking, every ``KONG_*_LISTEN`` on a free 127.0.0.1
+  port (proxy, admin, status, cluster; the Admin GUI and Enterprise portal listeners off), only
+  Kong's own settings. The echo upstream (or the config's own upstreams) on the host's 127.0.0.1 is
+  then reached at the same URL by process nodes and container nodes, nothing is published, the
+  host never talks to a bridge address, and a DP dials its CP at ``127.0.0.1:<port>`` (a process CP
+  too). A CP gets its own PostgreSQL (``harness.nodes.postgres``, same rule) unless
+  ``NodeRequest.env`` names one (``KONG_PG_HOST``), and ``kong migrations bootstrap`` runs in a
+  one-shot container of the same image before the CP starts.
+
+Readiness by HTTP (``harness.nodes.spec.ready_check``) through a ``HttpWaitStrategy`` that also stops
+waiting as soon as the container exits. A node that does not become ready raises
+:class:`NodeStartError` with the container's last log lines, and the container is removed.
+``state(node)`` says whether a started node's container still runs, or its exit code and last lines.
+
+The declarative config and the cluster certificate are copied into the container (``/tmp/kuh-*``)
+before it starts, which also works with a remote engine (``DOCKER_HOST``). Containers are labelled
+``kuh.run=<run id>`` and ``kuh.node=<name>``; :func:`sweep_docker` removes what a crashed run left
+(databases and migration containers included).
 
 With a remote engine, set ``DOCKER_HOST`` and pass ``bind_host`` (ports published on the engine's
-127.0.0.1 are not reachable from another machine) and ``TC_HOST`` for the address to reach it by.
+127.0.0.1 are not reachable from another machine) and ``TC_HOST`` for the address to reach it by; host
+networking then needs the harness on the engine's machine.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import atexit
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -58,9 +68,10 @@ from testcontainers.core.waiting_utils import WaitStrategyTarget  # noqa: E402
 from harness.errors import NodeError, NodeStartError  # noqa: E402
 from harness.model import Node  # noqa: E402
 from harness.nodes.base import NodeRequest  # noqa: E402
-from harness.nodes.process import check_request, fault_settings, hybrid_settings  # noqa: E402
+from harness.nodes.postgres import POSTGRES_IMAGE, Database, start_database, stop_database  # noqa: E402
+from harness.nodes.process import ADDRESS_IN_USE, check_request, fault_settings, hybrid_settings  # noqa: E402
 from harness.nodes.spec import NodeSpec, ReadyCheck, parse_spec, ready_check  # noqa: E402
-from harness.ports import LOOPBACK  # noqa: E402
+from harness.ports import LOOPBACK, free_ports  # noqa: E402
 from harness.registry import EMULATOR_IMAGE  # noqa: E402
 
 # testcontainers reads its settings when first imported: if someone imported it before us, apply ours
@@ -76,6 +87,10 @@ CONFIG_PATH = "/tmp/kuh-kong.yaml"
 CERT_PATH = "/tmp/kuh-cluster.crt"
 KEY_PATH = "/tmp/kuh-cluster.key"
 HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
+# listeners a Kong image opens by default beyond the four the harness sets (kong_defaults.lua @ 3.4.2:
+# admin_gui_listen = 0.0.0.0:8002, 0.0.0.0:8445 ssl); the portal ones are Kong Gateway Enterprise's
+LISTENERS_OFF = ("KONG_ADMIN_GUI_LISTEN", "KONG_PORTAL_GUI_LISTEN", "KONG_PORTAL_API_LISTEN")
+START_ATTEMPTS = 3  # host networking: a free port may be taken before the container binds it
 
 
 class ContainerExited(RuntimeError):
@@ -86,14 +101,15 @@ class KongReadyWait(HttpWaitStrategy):
     """HTTP readiness as Kong answers it (200, or 503 "no configuration" when no config is expected).
 
     Unlike the plain ``HttpWaitStrategy`` it gives up at once when the container exits, and remembers
-    the last answer it saw for the error message.
+    the last answer it saw for the error message. ``url``: a fixed URL (host networking); without it
+    the URL is the published port of ``port``.
     """
 
-    def __init__(self, port: int, check: ReadyCheck) -> None:
+    def __init__(self, port: int, check: ReadyCheck, url: str | None = None) -> None:
         super().__init__(port, check.path)
         self.check = check
         self.last_seen = "no answer yet"
-        self.url: str | None = None
+        self.url: str | None = url
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
         deadline = time.monotonic() + self._startup_timeout
@@ -101,7 +117,8 @@ class KongReadyWait(HttpWaitStrategy):
             while True:
                 container.reload()
                 if container.status in ("exited", "dead", "removing"):
-                    raise ContainerExited(f"container {container.status} before it was ready")
+                    code = container.get_wrapped_container().attrs.get("State", {}).get("ExitCode")
+                    raise ContainerExited(f"container {container.status} (exit code {code}) before it was ready")
                 if container.status == "running":
                     try:
                         if self.url is None:
@@ -125,17 +142,57 @@ class KongReadyWait(HttpWaitStrategy):
         return f"http://{container.get_container_host_ip()}:{mappings[0]['HostPort']}{self._path}"
 
 
+@dataclass(frozen=True)
+class NodeState:
+    """What a container node is doing now (``DockerProvider.state``).
+
+    ``status`` is Docker's (``running``, ``exited``, ``dead``, ``restarting`` ...), ``missing`` when the
+    container is gone without the harness stopping it, or ``stopped`` when the harness stopped it.
+    """
+
+    node: str
+    status: str
+    exit_code: int | None = None
+    log_tail: str = field(default="", repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def exited(self) -> bool:
+        """True when it stopped without being asked to (crashed, killed, or removed behind our back)."""
+        return self.status in ("exited", "dead", "missing")
+
+    def __str__(self) -> str:
+        if self.status == "running":
+            return f"{self.node} is running"
+        code = f" with code {self.exit_code}" if self.exit_code is not None else ""
+        lines = "\n".join("    " + line for line in self.log_tail.splitlines()) or "    (no output)"
+        return f"{self.node} {self.status}{code}; its last log lines:\n{lines}"
+
+
 @dataclass
 class _Running:
     node: Node
     container: DockerContainer
+    database: Database | None = None  # a CP's own PostgreSQL, stopped with it
+
+
+def _repository(image: str) -> str:
+    """``registry:5000/kuh/kong-emulator:dev`` -> ``registry:5000/kuh/kong-emulator``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
 
 
 class DockerProvider:
-    """Starts nodes as containers on one network per run; ``close()`` removes them and the networks.
+    """Starts nodes as containers; ``close()`` removes them, their databases and the run networks.
 
-    ``emulator_image``: the image for requests without a spec or image. ``bind_host``: where ports are
-    published (127.0.0.1). ``ready_timeout``: seconds. ``docker_client_kw``: passed to the Docker SDK.
+    ``emulator_image``: the image for requests without a spec or image; every tag of its repository is
+    run as the emulator (run network, ``KONG_EMULATOR_*``), any other image as Kong (host networking,
+    Kong's settings only). ``bind_host``: where the emulator image's ports are published (127.0.0.1).
+    ``ready_timeout``: seconds. ``postgres_image``: a CP's database. ``docker_client_kw``: to the SDK.
     """
 
     name = "docker"
@@ -146,11 +203,13 @@ class DockerProvider:
         emulator_image: str = EMULATOR_IMAGE,
         bind_host: str = LOOPBACK,
         ready_timeout: float = 30.0,
+        postgres_image: str | None = None,
         docker_client_kw: dict[str, Any] | None = None,
     ) -> None:
         self.emulator_image = emulator_image
         self.bind_host = bind_host
         self.ready_timeout = ready_timeout
+        self.postgres_image = postgres_image or os.environ.get("KUH_POSTGRES_IMAGE") or POSTGRES_IMAGE
         self._client_kw = dict(docker_client_kw or {})
         self._running: dict[str, _Running] = {}
         self._networks: dict[str, Network] = {}
@@ -163,39 +222,30 @@ class DockerProvider:
     def start(self, request: NodeRequest) -> Node:
         spec = self._spec(request)
         check_request(request, running=self._running)
-        cp = request.control_plane
-        if request.role == "dp" and cp is not None and cp.provider != self.name:
-            raise NodeError(
-                f"DP {request.name} cannot reach CP {cp} from a container: that CP is a {cp.provider} node",
-                hint="start the CP with the docker provider too (DPs reach it by name on the run's network)",
-            )
-        if spec.kind == "kong" and request.echo_port is not None:
-            raise NodeError(
-                f"node {request.name}: echo_port needs the emulator image, {spec.image} is real Kong",
-                hint="run the echo upstream yourself and point the config's upstream at it",
-            )
         assert spec.image is not None
+        host_network = not self.is_emulator_image(spec.image)
+        self._check_control_plane(request, host_network)
+        if not host_network and spec.kind == "kong" and request.echo_port is not None:
+            raise NodeError(  # unreachable with the rule above; kept for a custom emulator_image
+                f"node {request.name}: echo_port needs the emulator image, {spec.image} is real Kong",
+                hint="run the echo upstream on the host's 127.0.0.1 and point the config's upstream at it",
+            )
         self._require_image(spec.image)
-        network = self._network(request.run_id)
-        container = self._container(request, spec, network)
-        version = request.version or spec.version
-        expect_config = bool(request.declarative_config) or (
-            request.role == "dp" and request.wait_for_config
-            and not any("refuse_cp" in k.lower() for k in request.faults)
-        )
-        check = ready_check(request.role, version, expect_config=expect_config)
-        port = PORTS["admin"] if check.listener == "admin" else PORTS["status"]
-        wait = KongReadyWait(port, check).with_startup_timeout(int(self.ready_timeout))
-        wait.with_poll_interval(0.1)
-        container.waiting_for(wait)
-        started = time.monotonic()
+        if not host_network:
+            return self._start_once(request, spec, None)
+        database = self._database(request, spec) if request.role == "cp" else None
         try:
-            container.start()
-        except BaseException as exc:
-            self._fail(request, container, wait, exc, time.monotonic() - started)
-        node = self._node(request, spec, container, version)
-        self._running[request.name] = _Running(node, container)
-        return node
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    return self._start_once(request, spec, database)
+                except NodeStartError as exc:
+                    if attempt == START_ATTEMPTS or not any(m in str(exc).lower() for m in ADDRESS_IN_USE):
+                        raise
+            raise AssertionError("unreachable")
+        except BaseException:
+            if database is not None:
+                stop_database(self._docker(), database)
+            raise
 
     def stop(self, node: Node) -> None:
         running = self._running.pop(node.name, None)
@@ -203,14 +253,33 @@ class DockerProvider:
             return
         with contextlib.suppress(Exception):
             self._last_logs[node.name] = self._logs_of(running.container, 200)
-        with contextlib.suppress(docker.errors.NotFound):
-            running.container.stop(force=True, delete_volume=True)
+        try:
+            with contextlib.suppress(docker.errors.NotFound):
+                running.container.stop(force=True, delete_volume=True)
+        finally:
+            if running.database is not None:
+                stop_database(self._docker(), running.database)
 
     def logs(self, node: Node, tail: int = 50) -> str:
         running = self._running.get(node.name)
         if running is not None:
             return self._logs_of(running.container, tail)
         return "\n".join(self._last_logs.get(node.name, "").splitlines()[-tail:])
+
+    def state(self, node: Node, tail: int = 30) -> NodeState:
+        """Whether ``node``'s container still runs; if not, its exit code and last log lines."""
+        running = self._running.get(node.name)
+        if running is None:
+            return NodeState(node.name, "stopped", None, self.logs(node, tail))
+        wrapped = running.container.get_wrapped_container()
+        try:
+            wrapped.reload()
+        except docker.errors.NotFound:
+            return NodeState(node.name, "missing", None, self.logs(node, tail) or "(container removed)")
+        status = wrapped.attrs.get("State", {})
+        code = status.get("ExitCode") if status.get("Status") != "running" else None
+        return NodeState(node.name, str(status.get("Status", wrapped.status)), code, self._logs_of(running.container,
+                                                                                                   tail))
 
     def close(self) -> None:
         errors: list[str] = []
@@ -237,6 +306,10 @@ class DockerProvider:
                 hint="run harness.nodes.sweep(<run id>) to remove what is left",
             )
 
+    def is_emulator_image(self, image: str) -> bool:
+        """Whether ``image`` is the project's emulator (any tag of ``emulator_image``'s repository)."""
+        return _repository(image) == _repository(self.emulator_image)
+
     # ---- internals -------------------------------------------------------------------------------
 
     def _spec(self, request: NodeRequest) -> NodeSpec:
@@ -250,6 +323,26 @@ class DockerProvider:
             return spec
         # no spec: the request's image (or the emulator image), behaving as / running request.version
         return parse_spec(f"docker://{request.image or self.emulator_image}?version={request.version}")
+
+    def _check_control_plane(self, request: NodeRequest, host_network: bool) -> None:
+        """A DP must be able to dial its CP: a run-network CP by alias, else a CP on 127.0.0.1."""
+        cp = request.control_plane
+        if request.role != "dp" or cp is None or not cp.cluster_address:
+            return
+        cp_on_loopback = cp.cluster_address.startswith(f"{LOOPBACK}:")
+        if host_network and not cp_on_loopback:
+            raise NodeError(
+                f"DP {request.name} cannot reach CP {cp} at {cp.cluster_address}: a Kong image runs with host "
+                "networking and dials its CP on 127.0.0.1",
+                hint="run the CP from a Kong image too (or as a process node), not from the emulator image",
+            )
+        if not host_network and (cp.provider != self.name or cp_on_loopback):
+            raise NodeError(
+                f"DP {request.name} cannot reach CP {cp} from a container on the run network: that CP is a "
+                f"{cp.provider} node at {cp.cluster_address}",
+                hint="start the CP with the docker provider and the emulator image too (DPs reach it by name "
+                "on the run's network)",
+            )
 
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
@@ -270,7 +363,8 @@ class DockerProvider:
         except docker.errors.ImageNotFound:
             raise NodeStartError(
                 f"image {image} is not on the Docker engine (no registry is pulled from here)",
-                hint="build it: bash scripts/build-images.sh (emulator image), or `docker load` a Kong image",
+                hint="build it: bash scripts/build-images.sh (emulator and look-alike images), or `docker load` "
+                "a Kong image",
             ) from None
 
     def _network(self, run_id: str) -> Network:
@@ -289,21 +383,102 @@ class DockerProvider:
             self._networks[run_id] = network
         return network
 
-    def _container(self, request: NodeRequest, spec: NodeSpec, network: Network) -> DockerContainer:
-        assert spec.image is not None
-        container = (
-            DockerContainer(spec.image, docker_client_kw=self._client_kw)
-            .with_name(f"kuh-{request.run_id}-{request.name}")
-            .with_network(network)
-            .with_network_aliases(request.name)
-            .with_kwargs(labels={RUN_LABEL: request.run_id, NODE_LABEL: request.name})
+    def _start_once(self, request: NodeRequest, spec: NodeSpec, database: Database | None) -> Node:
+        host_network = not self.is_emulator_image(spec.image or "")
+        ports = self._host_ports(request) if host_network else None
+        container = self._container(request, spec, ports, database)
+        version = request.version or spec.version
+        expect_config = bool(request.declarative_config) or (
+            request.role == "dp" and request.wait_for_config
+            and not any("refuse_cp" in k.lower() for k in request.faults)
         )
-        for key, value in self._environment(request, spec).items():
+        check = ready_check(request.role, version, expect_config=expect_config)
+        port = PORTS["admin"] if check.listener == "admin" else PORTS["status"]
+        url = f"http://{LOOPBACK}:{ports[check.listener]}{check.path}" if ports else None
+        wait = KongReadyWait(port, check, url).with_startup_timeout(int(self.ready_timeout))
+        wait.with_poll_interval(0.1)
+        container.waiting_for(wait)
+        started = time.monotonic()
+        try:
+            container.start()
+        except BaseException as exc:
+            self._fail(request, container, wait, exc, time.monotonic() - started)
+        node = self._node(request, spec, container, version, ports)
+        self._running[request.name] = _Running(node, container, database)
+        return node
+
+    @staticmethod
+    def _host_ports(request: NodeRequest) -> dict[str, int]:
+        names = ["proxy", "status"] + (["admin"] if request.role != "dp" else [])
+        names += ["cluster"] if request.role == "cp" else []
+        return dict(zip(names, free_ports(len(names)), strict=True))
+
+    def _database(self, request: NodeRequest, spec: NodeSpec) -> Database | None:
+        """A CP's PostgreSQL (unless ``request.env`` names one), bootstrapped with ``kong migrations``."""
+        database = None
+        env = dict(request.env)
+        if not env.get("KONG_PG_HOST"):
+            database = start_database(self._docker(), run_id=request.run_id, name=f"{request.name}-db",
+                                      image=self.postgres_image, timeout=self.ready_timeout)
+            env = {**database.kong_settings(), **env}
+        try:
+            self._bootstrap(request, spec, env)
+        except BaseException:
+            if database is not None:
+                stop_database(self._docker(), database)
+            raise
+        return database
+
+    def _bootstrap(self, request: NodeRequest, spec: NodeSpec, env: dict[str, str]) -> None:
+        """``kong migrations bootstrap`` in a one-shot container of the CP's image (Kong's order for a new
+        installation); a database bootstrapped already answers "Database already bootstrapped"."""
+        assert spec.image is not None
+        settings = {"KONG_DATABASE": "postgres", **env}
+        name = f"kuh-{request.run_id}-{request.name}-migrations"
+        container = self._docker().containers.run(
+            spec.image, ["kong", "migrations", "bootstrap"], name=name, detach=True, network_mode="host",
+            environment=settings, labels={RUN_LABEL: request.run_id, NODE_LABEL: f"{request.name}-migrations"},
+        )
+        try:
+            try:
+                result = container.wait(timeout=self.ready_timeout * 2)
+                code: int | None = int(result.get("StatusCode", -1))
+            except Exception:  # the engine's wait timed out (requests' ReadTimeout / ConnectionError)
+                code = None
+            raw = container.logs(tail=40)
+            output = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        finally:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True, v=True)
+        if code != 0:
+            lines = "\n".join("    " + line for line in output.splitlines()) or "    (no output)"
+            what = "did not finish" if code is None else f"exited with code {code}"
+            raise NodeStartError(
+                f"`kong migrations bootstrap` for CP {request.name} ({spec.image}) {what}; its output:\n{lines}",
+                hint="check the KONG_PG_* settings and that the database answers on them",
+            )
+
+    def _container(
+        self, request: NodeRequest, spec: NodeSpec, ports: dict[str, int] | None, database: Database | None
+    ) -> DockerContainer:
+        assert spec.image is not None
+        labels = {RUN_LABEL: request.run_id, NODE_LABEL: request.name}
+        container = DockerContainer(spec.image, docker_client_kw=self._client_kw).with_name(
+            f"kuh-{request.run_id}-{request.name}"
+        )
+        if ports is not None:  # a Kong image: host networking, listeners on 127.0.0.1 free ports
+            container.with_kwargs(labels=labels, network_mode="host")
+            env = self._kong_environment(request, ports, database)
+        else:
+            network = self._network(request.run_id)
+            container.with_network(network).with_network_aliases(request.name).with_kwargs(labels=labels)
+            published = ["proxy", "status"] + (["admin"] if request.role != "dp" else [])
+            mapping = cast(dict[str, Any], container.ports)
+            for listener in published:
+                mapping[f"{PORTS[listener]}/tcp"] = (self.bind_host, None)  # 127.0.0.1 only, a free host port
+            env = self._emulator_environment(request, spec)
+        for key, value in env.items():
             container.with_env(key, value)
-        published = ["proxy", "status"] + (["admin"] if request.role != "dp" else [])
-        ports = cast(dict[str, Any], container.ports)
-        for listener in published:
-            ports[f"{PORTS[listener]}/tcp"] = (self.bind_host, None)  # 127.0.0.1 only, a free host port
         if request.declarative_config:
             container.with_copy_into_container(request.declarative_config.encode(), CONFIG_PATH, 0o644)
         if request.cluster_cert is not None:
@@ -314,35 +489,68 @@ class DockerProvider:
             container.with_copy_into_container(key_pem, KEY_PATH, 0o644)
         return container
 
-    def _environment(self, request: NodeRequest, spec: NodeSpec) -> dict[str, str]:
-        env: dict[str, str] = {}
-        if spec.kind == "emulator":
-            env["KONG_EMULATOR_VERSION"] = request.version or spec.version or ""
-            env["PYTHONUNBUFFERED"] = "1"
-            if request.echo_port is not None:
-                env["KONG_EMULATOR_ECHO_LISTEN"] = f"127.0.0.1:{request.echo_port}"
-            env.update(fault_settings(request.faults))
+    def _emulator_environment(self, request: NodeRequest, spec: NodeSpec) -> dict[str, str]:
+        env: dict[str, str] = {"KONG_EMULATOR_VERSION": request.version or spec.version or "", "PYTHONUNBUFFERED": "1"}
+        if request.echo_port is not None:
+            env["KONG_EMULATOR_ECHO_LISTEN"] = f"127.0.0.1:{request.echo_port}"
+        env.update(fault_settings(request.faults))
         env.update(hybrid_settings(request, listen_host="0.0.0.0", ports=PORTS))
         env["KONG_PROXY_LISTEN"] = f"0.0.0.0:{PORTS['proxy']}"
         env["KONG_STATUS_LISTEN"] = f"0.0.0.0:{PORTS['status']}"
         env["KONG_ADMIN_LISTEN"] = f"0.0.0.0:{PORTS['admin']}" if request.role != "dp" else "off"
+        env.update(self._files_environment(request))
+        env.update(request.env)
+        return env
+
+    def _kong_environment(
+        self, request: NodeRequest, ports: dict[str, int], database: Database | None
+    ) -> dict[str, str]:
+        """Only Kong's own settings: faults and ``echo_port`` are the emulator's and do not apply (the echo
+        upstream runs on the host's 127.0.0.1, which host networking reaches at the same URL)."""
+        env = hybrid_settings(request, listen_host=LOOPBACK, ports=ports)
+        env["KONG_PROXY_LISTEN"] = f"{LOOPBACK}:{ports['proxy']}"
+        env["KONG_STATUS_LISTEN"] = f"{LOOPBACK}:{ports['status']}"
+        env["KONG_ADMIN_LISTEN"] = f"{LOOPBACK}:{ports['admin']}" if "admin" in ports else "off"
+        env.update(dict.fromkeys(LISTENERS_OFF, "off"))
+        if database is not None:
+            env.update(database.kong_settings())
+        env.update(self._files_environment(request))
+        env.update(request.env)
+        return env
+
+    @staticmethod
+    def _files_environment(request: NodeRequest) -> dict[str, str]:
+        env: dict[str, str] = {}
         if request.declarative_config:
             env["KONG_DECLARATIVE_CONFIG"] = CONFIG_PATH
         if request.cluster_cert is not None:
             env["KONG_CLUSTER_CERT"] = CERT_PATH
             env["KONG_CLUSTER_CERT_KEY"] = KEY_PATH
-        env.update(request.env)
         return env
 
     def _node(
-        self, request: NodeRequest, spec: NodeSpec, container: DockerContainer, version: str | None
+        self,
+        request: NodeRequest,
+        spec: NodeSpec,
+        container: DockerContainer,
+        version: str | None,
+        ports: dict[str, int] | None,
     ) -> Node:
         wrapped = container.get_wrapped_container()
-        host = container.get_container_host_ip()
+        if ports is not None:
 
-        def url(listener: str) -> str:
-            mapping = wrapped.client.api.port(wrapped.id, PORTS[listener])
-            return f"http://{host}:{mapping[0]['HostPort']}"
+            def url(listener: str) -> str:
+                return f"http://{LOOPBACK}:{ports[listener]}"
+
+            cluster = f"{LOOPBACK}:{ports['cluster']}" if "cluster" in ports else None
+        else:
+            host = container.get_container_host_ip()
+
+            def url(listener: str) -> str:
+                mapping = wrapped.client.api.port(wrapped.id, PORTS[listener])
+                return f"http://{host}:{mapping[0]['HostPort']}"
+
+            cluster = f"{request.name}:{PORTS['cluster']}" if request.role == "cp" else None
 
         return Node(
             name=request.name,
@@ -356,7 +564,7 @@ class DockerProvider:
             provider=self.name,
             owned=True,
             handle=wrapped.id,
-            cluster_address=f"{request.name}:{PORTS['cluster']}" if request.role == "cp" else None,
+            cluster_address=cluster,
         )
 
     def _fail(
@@ -384,7 +592,7 @@ class DockerProvider:
             f"container node {request.name} ({container.image}) did not become ready in {took:.1f}s: "
             f"{what} at {wait.url or 'its ' + wait.check.listener + ' port'}; {seen}; "
             f"the container was removed; its last log lines:\n{lines}",
-            hint="read the log lines above; for a real Kong image also check the KONG_* settings",
+            hint="read the log lines above; for a Kong image also check the KONG_* settings",
         ) from exc
 
     @staticmethod
@@ -396,7 +604,9 @@ class DockerProvider:
 def sweep_docker(
     run_id: str, *, docker_client_kw: dict[str, Any] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Remove the containers and networks labelled ``kuh.run=<run_id>``; return their names."""
+    """Remove the containers and networks labelled ``kuh.run=<run_id>``; return their names.
+
+    That includes the PostgreSQL and ``kong migrations`` containers of Kong-image control planes."""
     client = docker.from_env(**(docker_client_kw or {}))
     try:
         label = {"label": f"{RUN_LABEL}={run_id}"}
