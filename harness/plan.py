@@ -49,6 +49,7 @@ from pydantic_core import PydanticCustomError
 
 from harness.compat import RULE_IDS, RULES, Version
 from harness.config import AllowRule
+from harness.deck_rules import STATE_FILE_SUFFIXES
 from harness.errors import HarnessError, PlanError
 from harness.registry import DEFAULT_SPLITTER, EMULATOR_IMAGE, PROVIDER_CHOICES, SPLITTERS
 from harness.yamlsafe import PLAN_MAX_BYTES, YamlRefused, load_yaml
@@ -64,7 +65,6 @@ PLAN_MAX_ALIASES = 100
 PLAN_MAX_ALIAS_NODES = 10_000
 #: how many entries a decK folder named by config.source may hold before the check gives up
 DECK_FOLDER_MAX_ENTRIES = 10_000
-DECK_SUFFIXES = (".yaml", ".yml", ".json")
 
 if TYPE_CHECKING:
     ProviderName = str
@@ -75,6 +75,8 @@ else:  # the choices come only from harness.registry
 Mode = Literal["dbless", "hybrid"]
 Role = Literal["dbless", "cp", "dp"]
 Upstream = Literal["echo", "none"]
+ConfigFormat = Literal["kong", "deck"]
+ParityAgainst = Literal["x", "file"]
 FailOn = Literal["error", "warning", "never"]
 
 #: keys that hold secrets by value; the plan must name an environment variable instead
@@ -330,6 +332,16 @@ class ConfigPlan(_Section):
     source: Annotated[Path, Strict(False), Expect(
         "a path to a declarative config file (or a decK folder), relative to the plan file")] | None = None
     upstream: Upstream = "echo"
+    format: Annotated[ConfigFormat | None, Expect(
+        "kong (a Kong declarative file) or deck (decK state files); default: deck for a folder, kong for a file")
+    ] = None
+
+    @property
+    def source_format(self) -> ConfigFormat:
+        """How config.source is read: a folder is always decK state files."""
+        if self.format is not None:
+            return self.format
+        return "deck" if self.source is not None and self.source.is_dir() else "kong"
 
     @field_validator("allowed_root", mode="after")
     @classmethod
@@ -349,6 +361,9 @@ class ConfigPlan(_Section):
 
     @model_validator(mode="after")
     def _required(self, info: ValidationInfo) -> ConfigPlan:
+        if self.format == "kong" and self.source is not None and self.source.is_dir():
+            raise _fail(f"is kong, but config.source {self.source} is a folder; expected deck for a folder of decK "
+                        "state files", at=("format",))
         ctx = _context(info)
         if self.source is None and ctx.get("x_provider", "existing") != "existing" and "base_dir" in ctx:
             raise _fail("is missing; expected a declarative config file such as configs/sample.yaml (required "
@@ -450,6 +465,8 @@ class ParityPlan(_Section):
     """Expected X -> Y differences that the parity check moves to its ``allowed`` group."""
 
     entries: Annotated[tuple[AllowEntry, ...], Strict(False), Field(max_length=1000, alias="allow")] = ()
+    against: Annotated[ParityAgainst, Expect(
+        "x (Y is compared with X's backup) or file (also with the reviewed config.source)")] = "x"
 
     @property
     def allow(self) -> tuple[AllowRule, ...]:
@@ -639,7 +656,7 @@ def _check_deck_folder(folder: Path, shown: str, root: Path) -> None:
             raise _fail(f"is {shown!r}, a folder of more than {DECK_FOLDER_MAX_ENTRIES:,} entries; expected a decK "
                         "folder of state files")
         for name in sorted(names):
-            if not name.lower().endswith(DECK_SUFFIXES):
+            if not name.lower().endswith(tuple(STATE_FILE_SUFFIXES)):
                 continue
             path = Path(current) / name
             resolved = path.resolve()

@@ -24,6 +24,18 @@ def test_config_parity(run: RunContext, plan: Plan, evidence, stage_figures) -> 
     assert result.clean, config_drift(f"Y's configuration differs from X's:\n{result.render_text()}")
 
 
+def test_parity_with_the_reviewed_file(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
+    if plan.parity.against != "file":
+        pytest.skip("parity.against is x: Y is compared with X's backup only")
+    y = run.clusters.y_cp or run.clusters.first_y()
+    result = checks.staging.file_parity(run.clients.y_admin(y), run.upstream.reviewed_state(), plan.y_version,
+                                        run.upstream.url, plan.parity.allow)
+    evidence.attach_json("config parity Y vs the reviewed file", result.diff.to_dict())
+    stage_figures("parity_file", result.diff.summary())
+    assert result.clean, config_drift("Y's configuration differs from the reviewed file:\n  "
+                                      + "\n  ".join(result.located))
+
+
 def test_differential_requests(run: RunContext, evidence, stage_figures) -> None:
     report = checks.staging.differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y())
     evidence.attach_text("differential requests", report.render_text())

@@ -18,6 +18,7 @@ from harness.admin import AdminClient
 from harness.behaviour import key_auth_401
 from harness.config import AllowRule, ConfigDiff, capture_declarative, diff, normalise
 from harness.corpus import Corpus, CorpusRequest
+from harness.deck import DeckState, entities, origins
 from harness.differential import Difference, Observation, compare, observe
 from harness.errors import HarnessError
 from harness.model import Node
@@ -37,6 +38,33 @@ def config_parity(y_admin: AdminClient, x_config: Mapping[str, Any], allow: Sequ
     """X's backup vs what Y holds, in normal form, with the plan's allow-list applied."""
     y_raw = capture_declarative(y_admin)
     return diff(normalise(dict(x_config)), normalise(y_raw), allow=list(allow))
+
+
+@dataclass(frozen=True)
+class FileParity:
+    """Live Y against the reviewed file: the diff, and each difference with the file that holds it."""
+
+    diff: ConfigDiff
+    located: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return self.diff.clean
+
+
+def file_parity(y_admin: AdminClient, state: DeckState, kong_version: str | None, upstream_url: str | None,
+                allow: Sequence[AllowRule]) -> FileParity:
+    """Live Y against the reviewed decK state (``parity.against: file``), each difference with its file."""
+    want = entities(state, kong_version, upstream_url=upstream_url)
+    result = diff(want, normalise(capture_declarative(y_admin)), allow=list(allow))
+    files = origins(state, upstream_url=upstream_url)
+    located = []
+    for change in [*result.added, *result.removed, *result.changed]:
+        kind, _, rest = change.path.partition("[")
+        key = rest.split("]", 1)[0].strip("'\"")
+        source = files.get(kind, {}).get(key)
+        located.append(change.line() + (f"  (reviewed in {source.name})" if source is not None else ""))
+    return FileParity(result, tuple(located))
 
 
 # ---- differential requests -----------------------------------------------------------------------

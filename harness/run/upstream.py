@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from harness.deck import DeckState, load_deck, to_declarative_text
 from harness.errors import NodeStartError, PlanError
 from harness.plan import Plan
 from harness.ports import free_port
@@ -78,14 +79,26 @@ class Upstream:
         return url
 
     def template(self) -> str:
-        source = self._plan.config.source
-        if source is None:
+        """X's config as written: a Kong declarative file as is, or decK state files converted to the
+        declarative format of X's version (``${UPSTREAM_URL}`` kept for ``rendered_config``)."""
+        config = self._plan.config
+        if config.source is None:
             raise PlanError("config.source is not set", hint="name a declarative config file in the plan")
+        if config.source_format == "deck":
+            return to_declarative_text(load_deck(config.source), self._plan.x.version)
         try:
-            return Path(source).read_text(encoding="utf-8")
+            return Path(config.source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise PlanError(f"config.source {source}: cannot be read ({type(exc).__name__})",
+            raise PlanError(f"config.source {config.source}: cannot be read ({type(exc).__name__})",
                             hint="check the file named by config.source") from None
+
+    def reviewed_state(self) -> DeckState:
+        """The reviewed decK state of ``config.source`` (for ``parity.against: file``)."""
+        config = self._plan.config
+        if config.source is None or config.source_format != "deck":
+            raise PlanError("parity.against: file needs config.source to be decK state files",
+                            hint="point config.source at the reviewed decK file or folder (config.format: deck)")
+        return load_deck(config.source)
 
     def rendered_config(self) -> str:
         """X's declarative configuration: the plan's template with the upstream URL filled in."""
