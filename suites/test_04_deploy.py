@@ -13,7 +13,7 @@ pytestmark = pytest.mark.stage("deploy")
 
 def test_first_y_nodes_ready(run: RunContext, plan: Plan, stage_figures) -> None:
     backup = run.require_backup()
-    nodes = run.clusters.deploy_y(plan.y.initial, backup.config, backup.text)
+    nodes = run.clusters.deploy_y(plan.y.initial, backup.config)
     assert len(nodes) == plan.y.initial
     stage_figures("y_nodes", ", ".join(str(n) for n in run.clusters.all_y()))
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.stage("scale")
 
 def test_remaining_y_nodes_ready(run: RunContext, plan: Plan, stage_figures) -> None:
     backup = run.require_backup()
-    nodes = run.clusters.deploy_y(plan.y.count, backup.config, backup.text)
+    nodes = run.clusters.deploy_y(plan.y.count, backup.config)
     assert len(nodes) == plan.y.count
     stage_figures("y_nodes", len(nodes))
 

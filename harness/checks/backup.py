@@ -7,18 +7,17 @@ folder, never to the run folder; reports get ``redacted()`` and the checksum.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from harness.admin import AdminClient, ReadOnlyAdmin
 from harness.config import ConfigDiff, capture_declarative, diff, normalise, redact
 from harness.errors import ConfigError, HarnessError
-
-if TYPE_CHECKING:
-    from harness.run.clusters import Clusters
+from harness.run.clusters import Clusters, sizing_env
 
 BACKUP_FILE = "backup.yaml"
 
@@ -83,10 +82,11 @@ def load_backup(work_dir: Path) -> Backup:
 
 def restore_diff(clusters: Clusters, backup: Backup, version: str) -> ConfigDiff:
     """Load the backup into a fresh node at X's version; what it holds then, against the backup."""
-    with clusters.scratch_node(version) as node:
+    size = len(json.dumps(backup.config, separators=(",", ":")))
+    with clusters.scratch_node(version, env=sizing_env(size, "dbless")) as node:
         if node.admin_url is None:
             raise HarnessError(f"the scratch node {node} has no Admin API")
         with AdminClient(node.admin_url) as admin:
-            admin.post_config(backup.text)
+            admin.post_config(backup.config)
             restored = capture_declarative(admin)
     return diff(normalise(backup.config), normalise(restored))

@@ -8,6 +8,7 @@ starts, so the reports list the nodes the scale stage adds too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -63,6 +64,21 @@ def existing_spec(entry: ExistingNode) -> str:
     if entry.status_url and entry.admin_url:
         params.append(f"status={entry.status_url}")
     return f"{base}?{'&'.join(params)}"
+
+
+ADMIN_BODY_DEFAULT = 10 * 2**20        # nginx_admin_client_max_body_size = 10m (Kong 2.3+)
+CLUSTER_PAYLOAD_DEFAULT = 4 * 2**20     # cluster_max_payload before 3.4.0 (16 MiB from 3.4.0, Kong/kong#11090)
+
+
+def sizing_env(config_bytes: int, role: Role) -> dict[str, str]:
+    """The ``KONG_*`` limits a Y node the harness starts needs for a config of ``config_bytes`` (JSON),
+    with room to spare; nothing when Kong's defaults hold it."""
+    env: dict[str, str] = {}
+    if role in ("dbless", "cp") and config_bytes > ADMIN_BODY_DEFAULT * 0.8:
+        env["KONG_NGINX_ADMIN_CLIENT_MAX_BODY_SIZE"] = f"{-(-config_bytes * 3 // 2) // 2**20 + 1}m"
+    if role in ("cp", "dp") and config_bytes > CLUSTER_PAYLOAD_DEFAULT * 0.8:
+        env["KONG_CLUSTER_MAX_PAYLOAD"] = str(max(CLUSTER_PAYLOAD_DEFAULT, config_bytes * 3 // 2))
+    return env
 
 
 class Clusters:
@@ -133,12 +149,13 @@ class Clusters:
         return node
 
     def _request(self, name: str, cluster: str, role: Role, version: str, side: ClusterPlan, provider: str, *,
-                 config: str | None = None, cp: Node | None = None) -> NodeRequest:
+                 config: str | None = None, cp: Node | None = None, env: dict[str, str] | None = None
+                 ) -> NodeRequest:
         return NodeRequest(
             name=name, cluster="y" if cluster == "y" else "x", role=role, version=version, run_id=self.run_id,
             image=side.image if provider == "docker" else None, declarative_config=config, control_plane=cp,
             cluster_cert=self.cluster_cert() if role in ("cp", "dp") else None, faults=dict(side.faults),
-            echo_port=self.upstream.echo_port if provider == "docker" else None,
+            echo_port=self.upstream.echo_port if provider == "docker" else None, env=dict(env or {}),
         )
 
     # ---- cluster X (read only) ------------------------------------------------------------------
@@ -179,29 +196,34 @@ class Clusters:
         return self.x_nodes
 
     # ---- cluster Y ---------------------------------------------------------------------------------
-    def deploy_y(self, count: int, config: dict[str, object], text: str) -> list[Node]:
-        """Start Y nodes until there are ``count`` proxy nodes, each loaded with X's backup and ready."""
+    def deploy_y(self, count: int, config: dict[str, object]) -> list[Node]:
+        """Start Y nodes until there are ``count`` proxy nodes, each loaded with X's backup and ready.
+
+        DB-less nodes get the backup as a JSON ``POST /config`` (Kong parses JSON far faster than YAML
+        text); nodes are started with the body and payload limits the backup's size needs."""
         prov = self.provider(self.y_provider)
         plan = self.plan
+        size = len(json.dumps(config, separators=(",", ":")))
         if self.hybrid and self.y_cp is None:
             self.y_cp = self._added(prov.start(self._request("cp-y", "y", "cp", plan.y_version, plan.y,
-                                                             self.y_provider)))
+                                                             self.y_provider, env=sizing_env(size, "cp"))))
             self.log(f"Y control plane {self.y_cp} started; loading the backup through its Admin API")
             self.clients.y_admin(self.y_cp).load_config_via_entities(config)
         while len(self.y_nodes) < count:
             i = len(self.y_nodes) + 1
             if self.hybrid:
                 request = replace(self._request(f"dp-y{i}", "y", "dp", plan.y.dp_version or plan.y_version,
-                                                plan.y, self.y_provider, cp=self.y_cp), wait_for_config=False)
+                                                plan.y, self.y_provider, cp=self.y_cp, env=sizing_env(size, "dp")),
+                                  wait_for_config=False)
                 node = self._added(prov.start(request))
                 self.y_nodes.append(node)
                 self._wait_joined(node)
                 self.log(f"Y data plane {node} joined {self.y_cp} and is ready")
             else:
                 node = self._added(prov.start(self._request(f"y{i}", "y", "dbless", plan.y_version, plan.y,
-                                                            self.y_provider)))
+                                                            self.y_provider, env=sizing_env(size, "dbless"))))
                 self.y_nodes.append(node)  # owned from here on, stopped by close() even if loading fails
-                self.clients.y_admin(node).post_config(text)
+                self.clients.y_admin(node).post_config(config)
                 self.wait_ready(node)
                 self.log(f"Y node {node} loaded with the backup and ready")
         return self.y_nodes
@@ -280,11 +302,11 @@ class Clusters:
         return out
 
     @contextmanager
-    def scratch_node(self, version: str) -> Iterator[Node]:
+    def scratch_node(self, version: str, *, env: dict[str, str] | None = None) -> Iterator[Node]:
         """A throw-away DB-less node of ``version`` (the backup's restore proof), stopped on exit."""
         prov = self.provider("process")
         node = prov.start(NodeRequest(name="scratch", cluster="y", role="dbless", version=version,
-                                      run_id=self.run_id))
+                                      run_id=self.run_id, env=dict(env or {})))
         try:
             yield node
         finally:

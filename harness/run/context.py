@@ -185,7 +185,7 @@ class RunContext:
         backup = self.require_backup()
         count = self.plan.y.initial if index <= STAGES.index("scale") else self.plan.y.count
         self.log(f"resuming at {first_stage}: deploying {count} Y node(s) again from the backup")
-        c.deploy_y(count, backup.config, backup.text)
+        c.deploy_y(count, backup.config)
         if index >= STAGES.index("decommission"):
             self.log("resuming at decommission: starting the splitter and the probe again")
             self.start_traffic()
