@@ -35,7 +35,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 import yaml
@@ -886,6 +886,11 @@ class _AdminReads(_StatusReads):
                 raise BadResponse(stopped(f"{empty} pages in a row without an entity, each with a next page: "
                                           "the node's pagination looks endless"))
             same = http.same_node(nxt)
+            if same is not None:
+                try:
+                    httpx.URL(http.url(same))
+                except (httpx.InvalidURL, ValueError):
+                    raise BadResponse(stopped(f"the next page {_short(nxt)} is not a valid URL")) from None
             if same is None:
                 raise BadResponse(stopped(f"the next page {nxt[:120]!r} is not on this node; the harness "
                                           "never follows a node elsewhere (it would carry the admin token)"),
@@ -911,9 +916,13 @@ class _AdminReads(_StatusReads):
             upstreams = list(self.pages("/upstreams", size=size, deadline=total, on_progress=tally.page))
             out: list[dict[str, Any]] = []
             for upstream in upstreams:
+                upstream_id = upstream.get("id")
+                if not isinstance(upstream_id, str) or not upstream_id:
+                    raise BadResponse(f"GET {http.url('/upstreams')} listed an upstream without an id: "
+                                      f"{_short(upstream)}", hint="is this URL a Kong Admin API?")
                 tally.next_listing()
-                out.extend(self.pages(f"/upstreams/{upstream.get('id')}/targets", size=size, deadline=total,
-                                      on_progress=tally.page))
+                out.extend(self.pages(f"/upstreams/{quote(upstream_id, safe='')}/targets", size=size,
+                                      deadline=total, on_progress=tally.page))
             return out
         return list(self.pages(ENTITY_PATHS[entity], size=size, deadline=total, on_progress=on_progress))
 
