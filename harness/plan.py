@@ -76,6 +76,7 @@ Mode = Literal["dbless", "hybrid"]
 Role = Literal["dbless", "cp", "dp"]
 Upstream = Literal["echo", "none"]
 ConfigFormat = Literal["kong", "deck"]
+YLoad = Literal["backup", "keep"]
 ParityAgainst = Literal["x", "file"]
 FailOn = Literal["error", "warning", "never"]
 
@@ -310,9 +311,18 @@ class YClusterPlan(ClusterPlan):
 
     initial: Annotated[int, Field(ge=1, le=MAX_NODES)] = 1
     dp_version: VersionText | None = None
+    load: Annotated[YLoad, Expect(
+        "backup (X's backup is written into Y through Y's Admin API) or keep (Y's own config is verified "
+        "against X's, nothing is written); required with provider: existing")] | None = None
 
     def _more_rules(self, mode: Any) -> list[tuple[tuple[str | int, ...], str, str | None]]:
         issues: list[tuple[tuple[str | int, ...], str, str | None]] = []
+        if self.provider == "existing" and self.load is None:
+            issues.append((("load",), "is missing; with provider: existing say whether the harness writes X's "
+                           "backup into Y (load: backup) or verifies Y's own config (load: keep)", None))
+        if self.provider != "existing" and self.load is not None:
+            issues.append((("load",), f"is set but y.provider is {self.provider!r}; it only applies to existing "
+                           "Y nodes (the harness loads the nodes it starts)", None))
         if self.initial > self.count:
             issues.append((("initial",), f"is {self.initial}; expected a whole number from 1 to {self.count} "
                            "(no more than count)", None))
@@ -398,6 +408,11 @@ class TrafficPlan(_Section):
     hold_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     soak_seconds: Annotated[float, Field(ge=0, le=3600)] = 2.0
     command: CommandSplitter | None = None
+    pause_after: Annotated[tuple[Percent, ...], Strict(False), Field(max_length=100), Expect(
+        "steps (from traffic.steps, not 100) after which the run ends with the weights held, to be resumed "
+        "with --from-stage shift")] = ()
+    max_pause_seconds: Annotated[float, Field(gt=0, le=7 * 86400), Expect(
+        "seconds a paused split is held before traffic returns to X")] = 3600.0
 
     @field_validator("steps", mode="after")
     @classmethod
@@ -421,6 +436,14 @@ class TrafficPlan(_Section):
         return steps
 
     @model_validator(mode="after")
+    def _pauses(self) -> TrafficPlan:
+        for i, step in enumerate(self.pause_after):
+            if step not in self.steps or step == 100:
+                raise _fail(f"is {step}; expected one of the partial steps {list(self.steps[:-1])}",
+                            at=("pause_after", i))
+        return self
+
+    @model_validator(mode="after")
     def _command(self) -> TrafficPlan:
         if self.splitter == "command" and self.command is None:
             raise _fail("is missing; expected set_weights (with {x} and {y}), get_weights, listen_url",
@@ -434,6 +457,23 @@ class TrafficPlan(_Section):
 class ProbePlan(_Section):
     rate: Annotated[float, Field(gt=0, le=10_000), Expect("requests per second")] = 200.0
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+
+class DifferentialPlan(_Section):
+    """The differential requests of staging: every route once up to ``budget`` requests per node, beyond
+    it a stratified sample; sent ``concurrency`` at a time."""
+
+    budget: Annotated[int, Field(ge=1, le=1_000_000), Expect("requests per node")] = 5000
+    concurrency: Annotated[int, Field(ge=1, le=64), Expect("requests in flight at once")] = 8
+
+
+class NotifyPlan(_Section):
+    """Called on each stage verdict, each rollback and the final verdict with a small JSON body."""
+
+    command: Annotated[str, Field(min_length=1, max_length=4000), Expect(
+        "a shell command; the JSON body arrives on its standard input")] | None = None
+    webhook: Url | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
 
 
 class GatePlan(_Section):
@@ -552,6 +592,8 @@ class Plan(_Section):
     parity: ParityPlan = Field(default_factory=ParityPlan)
     considerations: ConsiderationsPlan = Field(default_factory=ConsiderationsPlan)
     credentials: Credentials = Field(default_factory=Credentials)
+    differential: DifferentialPlan = Field(default_factory=DifferentialPlan)
+    notify: NotifyPlan = Field(default_factory=NotifyPlan)
 
     _path: Path | None = PrivateAttr(None)
     _warnings: tuple[str, ...] = PrivateAttr(())

@@ -273,7 +273,7 @@ def test_duplicate_node_urls_are_refused() -> None:
     node = {"role": "dbless", "admin_url": "http://127.0.0.1:8001", "proxy_url": "http://127.0.0.1:8000"}
     message = error(existing([node, dict(node, admin_url="http://127.0.0.1:8002")]))
     assert "x.nodes[1].proxy_url is 'http://127.0.0.1:8000', the same URL as x.nodes[0].proxy_url" in message
-    same_y = mutate("y", {"provider": "existing", "nodes": [node]}, existing([node]))
+    same_y = mutate("y", {"provider": "existing", "nodes": [node], "load": "keep"}, existing([node]))
     assert "y.nodes[0].admin_url is 'http://127.0.0.1:8001', the same URL as x.nodes[0].admin_url" in error(same_y)
 
 
@@ -434,3 +434,22 @@ def test_changed_copies_come_from_model_copy() -> None:
 def test_null_means_the_default() -> None:
     plan = parse(mutate("traffic", None, mutate("x.count", None)))
     assert plan.x.count == 3 and plan.traffic.splitter == "haproxy"
+
+
+def test_existing_y_says_how_it_is_loaded_and_nothing_else_needs_it() -> None:
+    nodes = [{"role": "dbless", "admin_url": f"http://127.0.0.1:{p}", "proxy_url": f"http://127.0.0.1:{p + 1}"}
+             for p in (9101, 9201)]
+    without = mutate("y", {"provider": "existing", "version": "3.8.1", "initial": 1, "nodes": nodes})
+    assert "y.load is missing; with provider: existing say whether" in error(without)
+    plan = parse(mutate("y", {"provider": "existing", "version": "3.8.1", "initial": 1, "nodes": nodes,
+                              "load": "backup"}))
+    assert (plan.y.load, plan.y.count, plan.y.initial) == ("backup", 2, 1)
+    started = mutate("y", {"provider": "process", "version": "3.8.1", "load": "keep"})
+    assert "y.load is set but y.provider is 'process'" in error(started)
+
+
+def test_pauses_name_partial_steps() -> None:
+    bad = mutate("traffic", {"steps": [5, 25, 100], "pause_after": [50]})
+    assert "traffic.pause_after[0] is 50; expected one of the partial steps [5, 25]" in error(bad)
+    plan = parse(mutate("traffic", {"steps": [5, 25, 100], "pause_after": [25], "hold_seconds": 10}))
+    assert plan.traffic.pause_after == (25,) and plan.traffic.max_pause_seconds == 3600
