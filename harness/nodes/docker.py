@@ -263,7 +263,8 @@ class DockerProvider:
     def logs(self, node: Node, tail: int = 50) -> str:
         running = self._running.get(node.name)
         if running is not None:
-            return self._logs_of(running.container, tail)
+            with contextlib.suppress(docker.errors.NotFound):  # removed behind our back: what we kept
+                return self._logs_of(running.container, tail)
         return "\n".join(self._last_logs.get(node.name, "").splitlines()[-tail:])
 
     def state(self, node: Node, tail: int = 30) -> NodeState:
@@ -275,7 +276,7 @@ class DockerProvider:
         try:
             wrapped.reload()
         except docker.errors.NotFound:
-            return NodeState(node.name, "missing", None, self.logs(node, tail) or "(container removed)")
+            return NodeState(node.name, "missing", None, "(the container was removed outside the harness)")
         status = wrapped.attrs.get("State", {})
         code = status.get("ExitCode") if status.get("Status") != "running" else None
         return NodeState(node.name, str(status.get("Status", wrapped.status)), code, self._logs_of(running.container,
