@@ -3,15 +3,25 @@
 The same corpus is sent to X and to Y (differential checks) and drives the probe. Each route gives
 one request; a route under key-auth gives three (a good key, no key, a wrong key). Keys are read
 from the configuration to build requests and are never part of a request's name or repr.
+
+At real sizes the whole corpus is too large to send (20,000 routes give about 25,000 requests), so
+:func:`sample_corpus` chooses at most a budget of them: all when they fit; beyond it a stratified
+sample over route classes (:class:`RouteClass`: the service's upstream, the auth plugins that run on
+the route, the other plugins, the methods) that keeps at least one request of every class, fills the
+rest in proportion to each class's routes, and is the same for the same configuration and seed (a
+resumed run sends the same requests). :class:`Coverage` says what the sample covers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from harness.config import fingerprint as config_fingerprint
 
@@ -19,6 +29,14 @@ Auth = Literal["none", "good", "missing", "invalid"]
 
 PROBE_HOST = "kuh-probe.invalid"  # a Host header no route filters on, the same for X and Y
 WRONG_KEY = "kuh-not-a-real-key"  # not a secret: sent where a route's key-auth reads keys
+SEED = 0  # the sample's default seed: a fixed one, so every session of a run draws the same requests
+
+#: plugins that decide who may pass (Kong's authentication plugins, and acl, which answers 403): a route
+#: class is split by them, since a route under one answers differently from a route without
+AUTH_PLUGINS = frozenset({
+    "key-auth", "key-auth-enc", "basic-auth", "hmac-auth", "jwt", "oauth2", "ldap-auth", "ldap-auth-advanced",
+    "openid-connect", "mtls-auth", "session", "vault-auth", "saml", "acl",
+})
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,27 @@ class KeyAuth:
     realm: str | None = None
 
 
+@dataclass(frozen=True, order=True)
+class RouteClass:
+    """The stratum a route's requests are sampled in: routes of one class are expected to behave alike.
+
+    ``service`` is the service's upstream (``protocol://host:port``; ``-`` for a route without one), not its
+    name: 10,000 services pointing at one upstream are one class, so a budget smaller than the number of
+    services still covers every class. ``auth`` names the auth plugins that run on the route (key-auth
+    with the settings that change its answers), ``plugins`` the other plugins, ``methods`` the route's
+    methods (``*`` for any).
+    """
+
+    service: str
+    auth: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ("*",)
+
+    def render(self) -> str:
+        return (f"{self.service} auth={','.join(self.auth) or 'none'} plugins={','.join(self.plugins) or 'none'} "
+                f"methods={','.join(self.methods)}")
+
+
 @dataclass(frozen=True)
 class CorpusRequest:
     """One request of the corpus. ``headers`` may hold a credential: never print them raw."""
@@ -47,9 +86,45 @@ class CorpusRequest:
     key_auth: KeyAuth | None = None
     credential_fingerprint: str | None = None
     consumer: str | None = None
+    route_class: RouteClass | None = None
 
     def header_dict(self) -> dict[str, str]:
         return dict(self.headers)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a corpus (whole or sampled) covers of its configuration."""
+
+    routes_total: int        # routes in the configuration
+    routes_probed: int       # routes with at least one request chosen
+    classes_total: int       # route classes among the routes a request could be derived for
+    classes_covered: int     # classes with at least one request chosen
+    requests_total: int      # requests the whole corpus holds
+    requests: int            # requests chosen
+    budget: int
+    seed: int = SEED
+
+    @property
+    def sampled(self) -> bool:
+        return self.requests < self.requests_total
+
+    @property
+    def over_budget(self) -> int:
+        """Requests chosen beyond the budget: one per class wins over the budget when classes outnumber it."""
+        return max(0, self.requests - self.budget)
+
+    def summary(self) -> str:
+        if self.sampled:
+            how = (f"a stratified sample of {self.requests} of {self.requests_total} requests "
+                   f"(budget {self.budget}, seed {self.seed})")
+        else:
+            how = f"all {self.requests} requests (budget {self.budget})"
+        line = (f"{how}: {self.routes_probed} of {self.routes_total} routes, "
+                f"{self.classes_covered} of {self.classes_total} route classes")
+        if self.over_budget:
+            line += f"; {self.over_budget} over the budget to keep one request per class"
+        return line
 
 
 @dataclass(frozen=True)
@@ -57,9 +132,18 @@ class Corpus:
     requests: tuple[CorpusRequest, ...]
     skipped: tuple[str, ...]  # routes no request could be derived for, with the reason
     secrets: frozenset[str] = field(repr=False, default=frozenset())
+    routes_total: int = 0     # routes in the configuration (0: not counted, taken as the routes requested)
+    coverage: Coverage | None = None  # set by sample_corpus
 
     def by_auth(self, auth: Auth) -> list[CorpusRequest]:
         return [r for r in self.requests if r.auth == auth]
+
+    def classes(self) -> dict[RouteClass | None, list[CorpusRequest]]:
+        """The requests by route class, classes sorted, requests in corpus order."""
+        out: dict[RouteClass | None, list[CorpusRequest]] = defaultdict(list)
+        for req in self.requests:
+            out[req.route_class].append(req)
+        return dict(sorted(out.items(), key=lambda item: (item[0] is not None, item[0] or RouteClass(""))))
 
 
 def fingerprint(secret: str) -> str:
@@ -135,32 +219,64 @@ def _route_label(route: Mapping[str, Any], index: int) -> str:
     return f"route#{index}({paths})"
 
 
-def _key_auth_for(view: _View, route: Mapping[str, Any]) -> KeyAuth | None:
-    """The key-auth plugin that applies to a route: route scope beats service scope beats global."""
-    route_ref = {str(route.get("id")), str(route.get("name"))} - {"None"}
-    svc_ref = _ref(route.get("service"))
-    svc = view.services.get(svc_ref or "")
-    svc_refs = {str(svc.get("id")), str(svc.get("name"))} - {"None"} if svc else set()
-    best: tuple[int, Mapping[str, Any]] | None = None
-    for p in view.plugins:
-        if p.get("name") != "key-auth" or p.get("enabled") is False or _ref(p.get("consumer")):
-            continue
-        r, s = _ref(p.get("route")), _ref(p.get("service"))
-        if r:
-            rank = 3 if r in route_ref else 0
-        elif s:
-            rank = 2 if s in svc_refs else 0
-        else:
-            rank = 1
-        if rank and (best is None or rank > best[0]):
-            best = (rank, p)
-    if best is None:
-        return None
-    rank, plugin = best
+@dataclass(frozen=True)
+class _PluginIndex:
+    """The enabled plugins that are not consumer-scoped, by where they apply: a route (id or name), a
+    service (id or name), or every route. Built once, so resolving a route's plugins does not walk them
+    all (20,000 routes x 5,000 plugins)."""
+
+    by_route: Mapping[str, Sequence[Mapping[str, Any]]]
+    by_service: Mapping[str, Sequence[Mapping[str, Any]]]
+    every_route: Sequence[Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, plugins: Iterable[Mapping[str, Any]]) -> _PluginIndex:
+        by_route: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        by_service: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        every: list[Mapping[str, Any]] = []
+        for p in plugins:
+            if p.get("enabled") is False or _ref(p.get("consumer")):
+                continue
+            r, s = _ref(p.get("route")), _ref(p.get("service"))
+            if r:
+                by_route[r].append(p)
+            elif s:
+                by_service[s].append(p)
+            else:
+                every.append(p)
+        return cls(by_route, by_service, every)
+
+
+_SCOPES = {3: "route", 2: "service", 1: "global"}
+
+
+def _plugins_for(view: _View, index: _PluginIndex, route: Mapping[str, Any]
+                 ) -> dict[str, tuple[int, Mapping[str, Any]]]:
+    """Each plugin name that runs on ``route``, with its scope rank and instance: route scope beats service
+    scope beats global; of two at one scope the first listed wins."""
+    route_refs = [str(route[k]) for k in ("id", "name") if route.get(k) is not None]
+    svc = view.services.get(_ref(route.get("service")) or "")
+    svc_refs = [str(svc[k]) for k in ("id", "name") if svc and svc.get(k) is not None]
+    best: dict[str, tuple[int, Mapping[str, Any]]] = {}
+
+    def offer(rank: int, plugins: Iterable[Mapping[str, Any]]) -> None:
+        for p in plugins:
+            name = str(p.get("name"))
+            if name not in best or rank > best[name][0]:
+                best[name] = (rank, p)
+
+    offer(1, index.every_route)
+    for ref in dict.fromkeys(svc_refs):
+        offer(2, index.by_service.get(ref, ()))
+    for ref in dict.fromkeys(route_refs):
+        offer(3, index.by_route.get(ref, ()))
+    return best
+
+
+def _key_auth(rank: int, plugin: Mapping[str, Any]) -> KeyAuth:
     conf = plugin.get("config") or {}
-    scope = {3: "route", 2: "service", 1: "global"}[rank]
     return KeyAuth(
-        scope=scope,
+        scope=_SCOPES[rank],
         key_names=tuple(conf.get("key_names") or ["apikey"]),
         hide_credentials=bool(conf.get("hide_credentials", False)),
         anonymous=conf.get("anonymous") or None,
@@ -168,6 +284,38 @@ def _key_auth_for(view: _View, route: Mapping[str, Any]) -> KeyAuth | None:
         key_in_query=conf.get("key_in_query", True) is not False,
         realm=conf.get("realm") or None,
     )
+
+
+_DEFAULT_PORTS = {"https": 443, "grpcs": 443, "tls": 443}
+
+
+def _service_target(svc: Mapping[str, Any] | None) -> str:
+    """A service's upstream as ``protocol://host:port`` (its ``url`` or its parts)."""
+    if not svc:
+        return "-"
+    if svc.get("url"):
+        parts = urlsplit(str(svc["url"]))
+        protocol, host, port = parts.scheme or "http", parts.hostname or "", parts.port
+    else:
+        protocol, host, port = str(svc.get("protocol") or "http"), str(svc.get("host") or ""), svc.get("port")
+    return f"{protocol}://{host}:{port or _DEFAULT_PORTS.get(protocol, 80)}"
+
+
+def _route_class(view: _View, route: Mapping[str, Any], applied: Mapping[str, tuple[int, Mapping[str, Any]]],
+                 key_auth: KeyAuth | None) -> RouteClass:
+    auth = []
+    for name in sorted(n for n in applied if n in AUTH_PLUGINS):
+        if name == "key-auth" and key_auth is not None:
+            flags = [f for f, on in (("hide_credentials", key_auth.hide_credentials),
+                                     ("anonymous", bool(key_auth.anonymous)),
+                                     ("no-header", not key_auth.key_in_header),
+                                     ("no-query", not key_auth.key_in_query),
+                                     ("realm", bool(key_auth.realm))) if on]
+            name = f"key-auth[{','.join(flags)}]" if flags else name
+        auth.append(name)
+    methods = tuple(sorted({str(m).upper() for m in route.get("methods") or []})) or ("*",)
+    return RouteClass(_service_target(view.services.get(_ref(route.get("service")) or "")), tuple(auth),
+                      tuple(sorted(n for n in applied if n not in AUTH_PLUGINS)), methods)
 
 
 # --- turning a route's path into a concrete request path ----------------------------------------
@@ -208,6 +356,7 @@ def sample_path(path: str) -> str | None:
 def build_corpus(config: Mapping[str, Any]) -> Corpus:
     """Derive the corpus from a declarative configuration (flat or nested)."""
     view = _collect(config)
+    plugin_index = _PluginIndex.of(view.plugins)
     requests: list[CorpusRequest] = []
     skipped: list[str] = []
     secrets: set[str] = set()
@@ -231,24 +380,28 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
         for name, values in (route.get("headers") or {}).items():
             if values:
                 headers.append((name, str(values[0])))
-        key_auth = _key_auth_for(view, route)
+        applied = _plugins_for(view, plugin_index, route)
+        key_auth = _key_auth(*applied["key-auth"]) if "key-auth" in applied else None
+        klass = _route_class(view, route, applied, key_auth)
         if key_auth is None:
-            requests.append(CorpusRequest(f"{label}", label, method, path, tuple(headers)))
+            requests.append(CorpusRequest(f"{label}", label, method, path, tuple(headers), route_class=klass))
             continue
         key_header = key_auth.key_names[0]
-        requests.append(CorpusRequest(f"{label}/no-key", label, method, path, tuple(headers), "missing", key_auth))
+        requests.append(CorpusRequest(f"{label}/no-key", label, method, path, tuple(headers), "missing", key_auth,
+                                      route_class=klass))
         # the wrong key goes where the plugin reads keys (KONG-FACTS §4): elsewhere it is a missing key
         if key_auth.key_in_header:
             requests.append(
                 CorpusRequest(
                     f"{label}/wrong-key", label, method, path,
-                    (*headers, (key_header, WRONG_KEY)), "invalid", key_auth,
+                    (*headers, (key_header, WRONG_KEY)), "invalid", key_auth, route_class=klass,
                 )
             )
         elif key_auth.key_in_query:
             wrong_path = f"{path}{'&' if '?' in path else '?'}{urlencode({key_header: WRONG_KEY})}"
             requests.append(CorpusRequest(
                 f"{label}/wrong-key", label, method, wrong_path, tuple(headers), "invalid", key_auth,
+                route_class=klass,
             ))
         if credentials and key_auth.key_in_header:
             cred = credentials[0]
@@ -258,12 +411,116 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
             requests.append(
                 CorpusRequest(
                     f"{label}/good-key", label, method, path, (*headers, (key_header, key)), "good",
-                    key_auth, fingerprint(key), consumer.get("username") or consumer.get("custom_id"),
+                    key_auth, fingerprint(key), consumer.get("username") or consumer.get("custom_id"), klass,
                 )
             )
     for cred in credentials:
         secrets.add(str(cred["key"]))
-    return Corpus(tuple(requests), tuple(skipped), frozenset(secrets))
+    return Corpus(tuple(requests), tuple(skipped), frozenset(secrets), len(view.routes))
+
+
+# --- the sample: at most a budget of requests, every route class kept -------------------------------
+
+def _rank(seed: int, route: str) -> bytes:
+    """A route's place in its class's shuffled order: a hash of the seed and the route, the same in every
+    process (Python's own ``hash`` of a string changes between processes)."""
+    return hashlib.blake2b(f"{seed}\0{route}".encode(), digest_size=8).digest()
+
+
+def apportion(total: int, weights: Sequence[int], caps: Sequence[int], floors: Sequence[int]) -> list[int]:
+    """Split ``total`` over strata in proportion to ``weights``, each between its floor and its cap.
+
+    The real-valued shares ``clamp(l * weight, floor, cap)`` are found for the ``l`` at which they sum to
+    ``total``, then rounded by largest remainder (ties to the earlier stratum). When the floors alone
+    exceed ``total`` the floors are returned (coverage wins over the budget); when the caps do not reach
+    it, the caps.
+    """
+    floors = [min(f, c) for f, c in zip(floors, caps, strict=True)]
+    if sum(floors) >= total:
+        return floors
+    if sum(caps) <= total:
+        return list(caps)
+
+    def shares(scale: float) -> list[float]:
+        return [min(c, max(f, scale * w)) for w, c, f in zip(weights, caps, floors, strict=True)]
+
+    low, high = 0.0, float(max(c / w for w, c in zip(weights, caps, strict=True) if w > 0) if any(weights) else 1)
+    for _ in range(100):
+        mid = (low + high) / 2
+        if sum(shares(mid)) < total:
+            low = mid
+        else:
+            high = mid
+    real = shares(high)
+    out = [min(c, max(f, math.floor(x + 1e-9))) for x, c, f in zip(real, caps, floors, strict=True)]
+    order = sorted(range(len(out)), key=lambda i: (-(real[i] - out[i]), i))
+    while sum(out) < total:
+        grew = False
+        for i in order:
+            if sum(out) >= total:
+                break
+            if out[i] < caps[i]:
+                out[i] += 1
+                grew = True
+        if not grew:
+            break
+    return out
+
+
+def _pick(routes: Sequence[Sequence[int]], count: int) -> list[int]:
+    """``count`` request indices from a class's routes (in shuffled order, each with its requests): every
+    route once before any route twice, its variants rotated so that no-key, wrong-key and good-key spread
+    evenly over the routes."""
+    chosen: list[int] = []
+    depth = max((len(r) for r in routes), default=0)
+    for turn in range(depth):
+        for i, reqs in enumerate(routes):
+            if len(chosen) >= count:
+                return chosen
+            if turn < len(reqs):
+                chosen.append(reqs[(i + turn) % len(reqs)])
+    return chosen
+
+
+def sample_corpus(corpus: Corpus, budget: int, *, seed: int = SEED) -> Corpus:
+    """At most ``budget`` of the corpus's requests (all when they fit), with the :class:`Coverage` they give.
+
+    Beyond the budget, a stratified sample by :class:`RouteClass`: every class keeps one request (each of
+    its variants when the budget allows: no key, a wrong key, a good key); the rest of the budget goes to
+    the classes in proportion to their routes, and within a class to routes in a seeded order, every route
+    once before any route twice. So a budget at least the number of routes probes every route. The same
+    corpus, budget and seed give the same requests, in corpus order. Should the classes outnumber the
+    budget, one request per class is still chosen, and the coverage says how far over the budget that is.
+    """
+    if budget < 1:
+        raise ValueError(f"a corpus budget needs at least 1 request, got {budget}")
+    requests = corpus.requests
+    by_class: dict[RouteClass | None, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, req in enumerate(requests):
+        by_class[req.route_class][req.route].append(i)
+    classes = sorted(by_class, key=lambda c: (c is not None, c or RouteClass("")))
+    if len(requests) <= budget:
+        chosen = list(range(len(requests)))
+    else:
+        ordered = [[reqs for _, reqs in sorted(by_class[c].items(), key=lambda kv: (_rank(seed, kv[0]), kv[0]))]
+                   for c in classes]
+        variants = [max(len(r) for r in routes) for routes in ordered]
+        floors = variants if sum(variants) <= budget else [1] * len(classes)
+        counts = apportion(budget, [len(routes) for routes in ordered],
+                           [sum(len(r) for r in routes) for routes in ordered], floors)
+        chosen = sorted(i for routes, n in zip(ordered, counts, strict=True) for i in _pick(routes, n))
+    picked = tuple(requests[i] for i in chosen)
+    coverage = Coverage(
+        routes_total=max(corpus.routes_total, len({r.route for r in requests})),
+        routes_probed=len({r.route for r in picked}),
+        classes_total=len(classes),
+        classes_covered=len({r.route_class for r in picked}),
+        requests_total=len(requests),
+        requests=len(picked),
+        budget=budget,
+        seed=seed,
+    )
+    return replace(corpus, requests=picked, coverage=coverage)
 
 
 def consumer_names(config: Mapping[str, Any]) -> Iterable[str]:
