@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.admin_budget [--services 10000] [--repeat 2] [--version 3.8.1]
 
 Starts one DB-less emulator node on free 127.0.0.1 ports, and through harness.admin.AdminClient (default
-budget, default size cap) times: ``POST /config`` of the config as the harness sends it (the backup's
-YAML in the ``config`` field), ``GET /config`` and one listing of every service. Each row shows the call's
+budget, default size cap) times: ``POST /config`` of the config as the harness sends it (X's backup, a
+dict, as the JSON body), ``GET /config`` and one listing of every service. Each row shows the call's
 time, its size, the deadline harness.deadline.CallBudget gives it, and the headroom (deadline / time);
 the target is a headroom of at least 5x, so a node five times slower than the emulator still passes. The
 node is stopped by its pid. These figures justify the defaults in harness/deadline.py and harness/admin.py.
@@ -77,12 +77,12 @@ def measure(services: int, repeat: int, version: str) -> Table:
         process, url = start_node(version, Path(tmp) / "node.log")
         try:
             with AdminClient(url) as admin:
-                sent = len(('{"config": ' + repr(text) + "}").encode())  # ~ the JSON body's size
+                sent = len(json.dumps(config, separators=(",", ":")).encode())    # httpx's compact JSON body
                 post = get = listing = float("inf")
                 answer = exported = pages = 0
                 for _ in range(repeat):
                     with timed() as t:
-                        loaded = admin.post_config(text)
+                        loaded = admin.post_config(config)       # a dict, as harness.run.clusters sends it
                     post = min(post, t.seconds)
                     answer = len(json.dumps(loaded.entities).encode())
                     with timed() as t:

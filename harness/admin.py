@@ -70,13 +70,13 @@ ENTITY_PATHS: Mapping[str, str] = {
 MAX_ANSWER_BYTES = 64 * MiB
 
 #: the answer size ``GET /config`` is given time for before its headers arrive (the node exports the whole
-#: config first): 5 + 10 x 8 = 85 s, 19 times the 4.5 s the emulator took for the whole 19 MiB answer of
-#: 55,000 entities. A larger answer earns more time as its bytes arrive.
+#: config first): 5 + 10 x 8 = 85 s, 19 times the 2.8-4.5 s the emulator took for the whole 19 MiB answer
+#: of 55,000 entities. A larger answer earns more time as its bytes arrive.
 CONFIG_EXPECTED_BYTES = 8 * MiB
 
 #: a listing of one collection (all its pages) may take this long in total unless told otherwise: the
-#: emulator listed 10,000 services (100 pages) in 0.5 s; two minutes is room for 20,000 routes on a CP whose
-#: database is slower and busy, and stops an endless listing in two minutes with a message
+#: emulator listed 10,000 services (100 pages) in 0.4-0.5 s; two minutes is room for 20,000 routes on a CP
+#: whose database is slower and busy, and stops an endless listing in two minutes with a message
 LIST_SECONDS = 120.0
 
 #: pages in a row without one entity, each pointing to a next page, before a listing is called endless
