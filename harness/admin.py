@@ -360,18 +360,18 @@ class _Http:
             try:
                 return call.attempt(request)
             except _Retryable as retry:
-                failure = retry.reason
-                delay = retry.delay
-                if attempt >= self.retries or not retry.safe:
-                    if retry.response is not None:
-                        return retry.response
-                    raise self._unreachable(method, url, failure, attempt, call.deadline) from None
+                last = retry
+            out_of_time = last.delay >= call.deadline.remaining()
+            if attempt >= self.retries or not last.safe or out_of_time:
+                if last.response is not None:
+                    return last.response            # the node's own answer (e.g. Kong's 503 message)
+                if out_of_time and last.safe and attempt < self.retries:
+                    raise call.too_slow(f"no time left to retry after {attempt + 1} attempts; the last: "
+                                        f"{last.reason}")
+                raise self._unreachable(method, url, last.reason, attempt, call.deadline)
             attempt += 1
-            delay = min(delay, call.deadline.remaining())
-            log.debug("%s: %s, retry %d/%d in %.2fs", shown, failure, attempt, self.retries, delay)
-            self._sleep(delay)
-            if call.deadline.expired:
-                raise call.too_slow(f"gave up retrying after {attempt} attempts; the last: {failure}")
+            log.debug("%s: %s, retry %d/%d in %.2fs", shown, last.reason, attempt, self.retries, last.delay)
+            self._sleep(last.delay)
 
     def _retry_after(self, response: httpx.Response, attempt: int) -> float:
         value = response.headers.get("Retry-After")

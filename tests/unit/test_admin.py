@@ -417,3 +417,17 @@ def test_capture_reports_listing_progress_per_kind_and_reads_root_once() -> None
     assert normal.count() == 1
     assert ("services", 1, 1) in seen and ("routes", 1, 0) in seen
     assert sum(1 for call in rec.calls if call.url.path == "/") == 1
+
+
+def test_a_retry_that_would_outlast_the_call_deadline_is_not_made() -> None:
+    """503 with Retry-After longer than the time left: Kong's own answer is reported at once, no sleep."""
+    from harness.deadline import CallBudget
+
+    exiting = {"message": "Kong currently exiting"}
+    rec = Recorder({("GET", "/"): lambda r: httpx.Response(503, json=exiting, headers={"Retry-After": "3"})})
+    slept: list[float] = []
+    client = AdminClient(BASE, transport=httpx.MockTransport(rec), retries=2, retry_cap=5, sleep=slept.append,
+                         budget=CallBudget(base=1, per_mib=0, cap=1))
+    with pytest.raises(AdminAPIError, match="Kong currently exiting"):
+        client.root()
+    assert len(rec.calls) == 1 and slept == []
