@@ -172,6 +172,9 @@ class AdminApi:
             else None, "cluster_mtls": "shared", "log_level": "notice", "plugins": list(settings.plugins),
             "loaded_plugins": {name: True for name in state.plugins}, "prefix": "/usr/local/kong",
             "declarative_config": settings.declarative_config, "node_id": settings.node_id,
+            # kong.conf properties Kong lists here too (KONG-FACTS §9.1, §9.2)
+            "nginx_admin_client_max_body_size": settings.raw.get("KONG_NGINX_ADMIN_CLIENT_MAX_BODY_SIZE", "10m"),
+            "cluster_max_payload": settings.max_payload,
         }
         if version.major >= 3:
             configuration["router_flavor"] = "traditional_compatible"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from aiohttp import web
 
 from emulator.admin import AdminApi
 from emulator.echo import start_echo
@@ -12,6 +16,25 @@ from emulator.node import NodeState, crash_later, drift_later, load_start_config
 from emulator.proxy import Proxy
 from emulator.settings import Settings
 from emulator.status import StatusApi
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def access_logged(handle: Handler, path: str) -> Handler:
+    """The handler, appending nginx's combined log line for every request to ``path`` (admin_access_log)."""
+
+    async def logged(request: web.BaseRequest) -> web.StreamResponse:
+        response = await handle(request)
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        size = response.body_length if hasattr(response, "body_length") else 0
+        agent = request.headers.get("User-Agent", "-").replace('"', "'")
+        line = (f'{request.remote or "-"} - - [{when}] "{request.method} {request.path_qs} HTTP/'
+                f'{request.version.major}.{request.version.minor}" {response.status} {size} "-" "{agent}"\n')
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(line)
+        return response
+
+    return logged
 
 
 async def run(settings: Settings) -> None:
@@ -37,7 +60,9 @@ async def run(settings: Settings) -> None:
         log(f"cluster listener on {settings.cluster_listen} (TLS)")
     if role != "data_plane" and settings.admin_listen is not None:
         admin = AdminApi(state, dataplanes)
-        runners.append(await start_site(admin.handle, settings.admin_listen))
+        handler = admin.handle if settings.admin_access_log is None else access_logged(admin.handle,
+                                                                                          settings.admin_access_log)
+        runners.append(await start_site(handler, settings.admin_listen))
         log(f"admin API on {settings.admin_listen}")
     if settings.status_listen is not None:
         runners.append(await start_site(StatusApi(state).handle, settings.status_listen))

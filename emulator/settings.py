@@ -71,6 +71,9 @@ class Settings:
     proxy_body_limit: int | None = None
     # cluster_max_payload in bytes, KONG-FACTS 9.2; 0 means the version's default
     cluster_max_payload: int = 0
+    # admin_access_log: a file the Admin API appends one line per request to (nginx's combined format);
+    # Kong's default is logs/admin_access.log under its prefix, the emulator's is none
+    admin_access_log: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -85,6 +88,12 @@ class Settings:
     def max_payload(self) -> int:
         """cluster_max_payload in effect: the setting, else the version's default (KONG-FACTS 9.2)."""
         return self.cluster_max_payload or self.version.default_cluster_max_payload
+
+
+def _access_log(value: str) -> str | None:
+    """KONG_ADMIN_ACCESS_LOG: a path, or off; /dev/stdout and /dev/stderr as Kong's images set it."""
+    value = value.strip()
+    return None if not value or value.lower() == "off" else value
 
 
 def parse_listen(name: str, value: str) -> Listen | None:
@@ -248,5 +257,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         proxy_body_limit=parse_size("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE",
                                     env.get("KONG_NGINX_HTTP_CLIENT_MAX_BODY_SIZE", "0"), "client_max_body_size"),
         cluster_max_payload=_cluster_max_payload(env),
+        admin_access_log=_access_log(env.get("KONG_ADMIN_ACCESS_LOG", "")),
         raw={k: v for k, v in env.items() if k.startswith("KONG_")},
     )

@@ -79,7 +79,7 @@ class ExistingProvider:
             spec=spec.raw,
             cluster=request.cluster,
             role=role,
-            version=version,
+            version=version or request.version or None,  # a DP has no Admin API to say: the plan's version
             admin_url=spec.admin_url,
             proxy_url=spec.proxy_url,
             status_url=spec.status_url,

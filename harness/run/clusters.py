@@ -70,6 +70,16 @@ ADMIN_BODY_DEFAULT = 10 * 2**20        # nginx_admin_client_max_body_size = 10m 
 CLUSTER_PAYLOAD_DEFAULT = 4 * 2**20     # cluster_max_payload before 3.4.0 (16 MiB from 3.4.0, Kong/kong#11090)
 
 
+def nginx_size(text: str) -> int:
+    """nginx's size syntax (``10m``, ``512k``, bytes) in bytes; 0 means no limit."""
+    text = text.strip().lower()
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    try:
+        return int(text[:-1]) * units[text[-1]] if text and text[-1] in units else int(text or 0)
+    except ValueError:
+        return ADMIN_BODY_DEFAULT
+
+
 def sizing_env(config_bytes: int, role: Role) -> dict[str, str]:
     """The ``KONG_*`` limits a Y node the harness starts needs for a config of ``config_bytes`` (JSON),
     with room to spare; nothing when Kong's defaults hold it."""
@@ -101,6 +111,7 @@ class Clusters:
         self.y_cp: Node | None = None
         self._providers: dict[str, NodeProvider] = {}
         self._cert: ClusterCert | None = None
+        self.y_writes: list[str] = []   # every write to a Y node the harness did not start
 
     def __repr__(self) -> str:
         return f"Clusters(x={[n.name for n in self.all_x()]}, y={[n.name for n in self.all_y()]})"
@@ -200,7 +211,10 @@ class Clusters:
         """Start Y nodes until there are ``count`` proxy nodes, each loaded with X's backup and ready.
 
         DB-less nodes get the backup as a JSON ``POST /config`` (Kong parses JSON far faster than YAML
-        text); nodes are started with the body and payload limits the backup's size needs."""
+        text); nodes are started with the body and payload limits the backup's size needs. Existing Y
+        nodes are adopted instead (``adopt_y``)."""
+        if self.y_provider == "existing":
+            return self.adopt_y(count, config)
         prov = self.provider(self.y_provider)
         plan = self.plan
         size = len(json.dumps(config, separators=(",", ":")))
@@ -227,6 +241,61 @@ class Clusters:
                 self.wait_ready(node)
                 self.log(f"Y node {node} loaded with the backup and ready")
         return self.y_nodes
+
+    def adopt_y(self, count: int, config: dict[str, object]) -> list[Node]:
+        """Adopt existing Y nodes (the plan's ``y.nodes``) until ``count`` proxy nodes take part; none is ever
+        stopped. With ``y.load: backup`` X's backup is written into Y through Y's Admin API (the only writes
+        the harness makes to nodes it did not start, each listed in ``y_writes``); with ``keep`` Y's own
+        config stays and staging compares it with X's."""
+        plan = self.plan
+        prov = self.provider("existing")
+        write = plan.y.load == "backup"
+        body = json.dumps(config, separators=(",", ":"))
+
+        def adopt(name: str, entry: ExistingNode) -> Node:
+            role: Role = "cp" if entry.role == "cp" else "dp" if entry.role == "dp" else "dbless"
+            return self._added(prov.start(NodeRequest(name=name, cluster="y", role=role, version=plan.y_version,
+                                                      run_id=self.run_id, spec=existing_spec(entry))))
+
+        if self.hybrid and self.y_cp is None:
+            self.y_cp = adopt("cp-y", next(e for e in plan.y.nodes if e.role == "cp"))
+            if write:
+                self._check_body_limit(self.y_cp, len(body))
+                created = self.clients.y_admin(self.y_cp).load_config_via_entities(config)
+                base = self.y_cp.admin_url
+                self.y_writes += [f"POST {base}/{kind} x {n}" for kind, n in created.items() if n]
+            self.log(f"Y control plane {self.y_cp} adopted" + (", loaded with the backup" if write else ""))
+        proxies = [e for e in plan.y.nodes if e.role != "cp"]
+        while len(self.y_nodes) < count:
+            if len(self.y_nodes) >= len(proxies):
+                raise HarnessError(f"y.nodes lists {len(proxies)} proxy node(s); {count} are needed",
+                                   hint="list every existing Y node in the plan's y.nodes")
+            entry = proxies[len(self.y_nodes)]
+            i = len(self.y_nodes) + 1
+            node = adopt(f"dp-y{i}" if self.hybrid else f"y{i}", entry)
+            self.y_nodes.append(node)
+            if write and not self.hybrid:
+                self._check_body_limit(node, len(body))
+                self.clients.y_admin(node).post_config(config)
+                self.y_writes.append(f"POST {node.admin_url}/config ({len(body):,} bytes of JSON)")
+            self.wait_ready(node)
+            self.log(f"Y node {node} adopted" + (", loaded with the backup" if write and not self.hybrid else "")
+                     + " and ready")
+        return self.y_nodes
+
+    def _check_body_limit(self, node: Node, size: int) -> None:
+        """Refuse, before anything is sent, a backup larger than the node's Admin API body limit."""
+        conf = self.clients.y_admin(node).root().raw.get("configuration") or {}
+        text = str(conf.get("nginx_admin_client_max_body_size") or "10m") if isinstance(conf, dict) else "10m"
+        limit = nginx_size(text)
+        if limit and size > limit:
+            need = f"{-(-size * 3 // 2) // 2**20 + 1}m"
+            raise HarnessError(
+                f"{node} accepts Admin API bodies up to {text} (nginx_admin_client_max_body_size); X's backup is "
+                f"{size / 2**20:.1f} MiB, so nothing was sent",
+                hint=f"raise KONG_NGINX_ADMIN_CLIENT_MAX_BODY_SIZE on Y to {need} or more and restart it, or use "
+                "y.load: keep with Y loaded by your own tooling",
+            )
 
     def _wait_joined(self, dp: Node, timeout: float = 30) -> None:
         """Wait for a DP to get its config from the CP; stop at once when the CP refuses it."""
@@ -263,9 +332,20 @@ class Clusters:
             return f"(cannot read /clustering/data-planes: {exc.message})"
         return "; ".join(f"{r.hostname} version {r.version} sync_status {r.sync_status}" for r in rows) or "none"
 
+    def ready(self, node: Node) -> tuple[int, str]:
+        """``/status/ready`` on the node's Status API. An existing node listed without a Status API URL
+        is asked ``GET /status`` on its Admin API instead (Kong serves /status/ready on the Status API
+        only): a CP is ready when it answers, a DB-less node when it carries a configuration."""
+        if node.status_url is not None or node.owned:
+            return self.clients.status(node).ready()
+        status = self.clients.status(node).status()
+        if node.role == "dbless" and status.get("configuration_hash") in (None, "0" * 32):
+            return 503, "no configuration (GET /status on the Admin API; list status_url for /status/ready)"
+        return 200, "answers GET /status on its Admin API (no status_url listed)"
+
     def wait_ready(self, node: Node, timeout: float = 30) -> None:
         wait_until(
-            self.clients.status(node).ready, ok=lambda r: r[0] == 200, what="/status/ready to answer 200",
+            lambda: self.ready(node), ok=lambda r: r[0] == 200, what="/status/ready to answer 200",
             where=str(node), timeout=timeout, logs=lambda: self.logs(node),
             hint="a DB-less node needs a valid config; a DP needs its CP (check /clustering/data-planes)",
         )
@@ -274,7 +354,7 @@ class Clusters:
         out = []
         for node in self.all_y():
             try:
-                code, message = self.clients.status(node).ready()
+                code, message = self.ready(node)
             except HarnessError as exc:
                 out.append(f"{node}: {exc.message}")
                 continue

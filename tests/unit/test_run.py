@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.model import Node
 from harness.plan import load_plan
 from harness.run.clients import Clients
-from harness.run.clusters import sizing_env
+from harness.run.clusters import nginx_size, sizing_env
 from harness.run.context import RunContext
 from harness.rundir import RunDir
 
@@ -58,3 +58,9 @@ def test_x_gets_only_read_only_clients() -> None:
 ])
 def test_a_large_config_raises_the_limits_it_needs(size: int, role: str, want: dict[str, str]) -> None:
     assert sizing_env(size, role) == want  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "size"), [("10m", 10 * 2**20), ("512k", 512 * 2**10), ("1048576", 2**20),
+                                            ("0", 0), ("1g", 2**30), ("junk", 10 * 2**20)])
+def test_nginx_sizes_are_read_as_nginx_reads_them(text: str, size: int) -> None:
+    assert nginx_size(text) == size
