@@ -23,14 +23,11 @@ waiting as soon as the container exits. A node that does not become ready raises
 :class:`NodeStartError` with the container's last log lines, and the container is removed.
 ``state(node)`` says whether a started node's container still runs, or its exit code and last lines.
 
-The declarative config and the cluster certificate are copied into the container (``/tmp/kuh-*``)
-before it starts, which also works with a remote engine (``DOCKER_HOST``). Containers are labelled
-``kuh.run=<run id>`` and ``kuh.node=<name>``; :func:`sweep_docker` removes what a crashed run left
-(databases and migration containers included).
-
-With a remote engine, set ``DOCKER_HOST`` and pass ``bind_host`` (ports published on the engine's
-127.0.0.1 are not reachable from another machine) and ``TC_HOST`` for the address to reach it by; host
-networking then needs the harness on the engine's machine.
+The declarative config and the cluster certificate are copied into the container (``/tmp/kuh-*``).
+Containers are labelled ``kuh.run=<run id>`` and ``kuh.node=<name>``; :func:`sweep_docker` removes what
+a crashed run left (databases and migration containers included). A remote engine (``DOCKER_HOST``,
+``bind_host``, ``TC_HOST``) works for the emulator image; host networking needs the harness on the
+engine's machine.
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ import atexit
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -57,20 +54,18 @@ _testcontainers_defaults()
 
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
-import httpx  # noqa: E402
 from testcontainers.core.config import ConnectionMode  # noqa: E402
 from testcontainers.core.config import testcontainers_config as _tc_config  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 from testcontainers.core.network import Network  # noqa: E402
-from testcontainers.core.wait_strategies import HttpWaitStrategy  # noqa: E402
-from testcontainers.core.waiting_utils import WaitStrategyTarget  # noqa: E402
 
 from harness.errors import NodeError, NodeStartError  # noqa: E402
 from harness.model import Node  # noqa: E402
 from harness.nodes.base import NodeRequest  # noqa: E402
-from harness.nodes.postgres import POSTGRES_IMAGE, Database, start_database, stop_database  # noqa: E402
+from harness.nodes.container_state import KongReadyWait, NodeState  # noqa: E402
+from harness.nodes.postgres import POSTGRES_IMAGE, Database, database_for_cp, stop_database  # noqa: E402
 from harness.nodes.process import ADDRESS_IN_USE, check_request, fault_settings, hybrid_settings  # noqa: E402
-from harness.nodes.spec import NodeSpec, ReadyCheck, parse_spec, ready_check  # noqa: E402
+from harness.nodes.spec import NodeSpec, parse_spec, ready_check  # noqa: E402
 from harness.ports import LOOPBACK, free_ports  # noqa: E402
 from harness.registry import EMULATOR_IMAGE  # noqa: E402
 
@@ -91,85 +86,6 @@ HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 # admin_gui_listen = 0.0.0.0:8002, 0.0.0.0:8445 ssl); the portal ones are Kong Gateway Enterprise's
 LISTENERS_OFF = ("KONG_ADMIN_GUI_LISTEN", "KONG_PORTAL_GUI_LISTEN", "KONG_PORTAL_API_LISTEN")
 START_ATTEMPTS = 3  # host networking: a free port may be taken before the container binds it
-
-
-class ContainerExited(RuntimeError):
-    """The container stopped while we waited for it to become ready."""
-
-
-class KongReadyWait(HttpWaitStrategy):
-    """HTTP readiness as Kong answers it (200, or 503 "no configuration" when no config is expected).
-
-    Unlike the plain ``HttpWaitStrategy`` it gives up at once when the container exits, and remembers
-    the last answer it saw for the error message. ``url``: a fixed URL (host networking); without it
-    the URL is the published port of ``port``.
-    """
-
-    def __init__(self, port: int, check: ReadyCheck, url: str | None = None) -> None:
-        super().__init__(port, check.path)
-        self.check = check
-        self.last_seen = "no answer yet"
-        self.url: str | None = url
-
-    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
-        deadline = time.monotonic() + self._startup_timeout
-        with httpx.Client(timeout=1.0, trust_env=False) as client:
-            while True:
-                container.reload()
-                if container.status in ("exited", "dead", "removing"):
-                    code = container.get_wrapped_container().attrs.get("State", {}).get("ExitCode")
-                    raise ContainerExited(f"container {container.status} (exit code {code}) before it was ready")
-                if container.status == "running":
-                    try:
-                        if self.url is None:
-                            self.url = self._url(container)
-                        response = client.get(self.url)
-                        if self.check.judge(response.status_code, response.text):
-                            return
-                        self.last_seen = f"{response.status_code} {response.text[:200]!r}"
-                    except (httpx.HTTPError, ConnectionError) as exc:
-                        self.last_seen = f"{type(exc).__name__}: {exc}"
-                if time.monotonic() >= deadline:
-                    waited = f"{self._startup_timeout:.0f}s"
-                    raise TimeoutError(f"not ready after {waited}; last seen {self.last_seen}")
-                time.sleep(self._poll_interval)
-
-    def _url(self, container: WaitStrategyTarget) -> str:
-        wrapped = container.get_wrapped_container()
-        mappings = wrapped.client.api.port(wrapped.id, self._port)
-        if not mappings:
-            raise ConnectionError(f"port {self._port} is not published yet")
-        return f"http://{container.get_container_host_ip()}:{mappings[0]['HostPort']}{self._path}"
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """What a container node is doing now (``DockerProvider.state``).
-
-    ``status`` is Docker's (``running``, ``exited``, ``dead``, ``restarting`` ...), ``missing`` when the
-    container is gone without the harness stopping it, or ``stopped`` when the harness stopped it.
-    """
-
-    node: str
-    status: str
-    exit_code: int | None = None
-    log_tail: str = field(default="", repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def exited(self) -> bool:
-        """True when it stopped without being asked to (crashed, killed, or removed behind our back)."""
-        return self.status in ("exited", "dead", "missing")
-
-    def __str__(self) -> str:
-        if self.status == "running":
-            return f"{self.node} is running"
-        code = f" with code {self.exit_code}" if self.exit_code is not None else ""
-        lines = "\n".join("    " + line for line in self.log_tail.splitlines()) or "    (no output)"
-        return f"{self.node} {self.status}{code}; its last log lines:\n{lines}"
 
 
 @dataclass
@@ -225,11 +141,6 @@ class DockerProvider:
         assert spec.image is not None
         host_network = not self.is_emulator_image(spec.image)
         self._check_control_plane(request, host_network)
-        if not host_network and spec.kind == "kong" and request.echo_port is not None:
-            raise NodeError(  # unreachable with the rule above; kept for a custom emulator_image
-                f"node {request.name}: echo_port needs the emulator image, {spec.image} is real Kong",
-                hint="run the echo upstream on the host's 127.0.0.1 and point the config's upstream at it",
-            )
         self._require_image(spec.image)
         if not host_network:
             return self._start_once(request, spec, None)
@@ -416,48 +327,9 @@ class DockerProvider:
 
     def _database(self, request: NodeRequest, spec: NodeSpec) -> Database | None:
         """A CP's PostgreSQL (unless ``request.env`` names one), bootstrapped with ``kong migrations``."""
-        database = None
-        env = dict(request.env)
-        if not env.get("KONG_PG_HOST"):
-            database = start_database(self._docker(), run_id=request.run_id, name=f"{request.name}-db",
-                                      image=self.postgres_image, timeout=self.ready_timeout)
-            env = {**database.kong_settings(), **env}
-        try:
-            self._bootstrap(request, spec, env)
-        except BaseException:
-            if database is not None:
-                stop_database(self._docker(), database)
-            raise
-        return database
-
-    def _bootstrap(self, request: NodeRequest, spec: NodeSpec, env: dict[str, str]) -> None:
-        """``kong migrations bootstrap`` in a one-shot container of the CP's image (Kong's order for a new
-        installation); a database bootstrapped already answers "Database already bootstrapped"."""
         assert spec.image is not None
-        settings = {"KONG_DATABASE": "postgres", **env}
-        name = f"kuh-{request.run_id}-{request.name}-migrations"
-        container = self._docker().containers.run(
-            spec.image, ["kong", "migrations", "bootstrap"], name=name, detach=True, network_mode="host",
-            environment=settings, labels={RUN_LABEL: request.run_id, NODE_LABEL: f"{request.name}-migrations"},
-        )
-        try:
-            try:
-                result = container.wait(timeout=self.ready_timeout * 2)
-                code: int | None = int(result.get("StatusCode", -1))
-            except Exception:  # the engine's wait timed out (requests' ReadTimeout / ConnectionError)
-                code = None
-            raw = container.logs(tail=40)
-            output = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        finally:
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                container.remove(force=True, v=True)
-        if code != 0:
-            lines = "\n".join("    " + line for line in output.splitlines()) or "    (no output)"
-            what = "did not finish" if code is None else f"exited with code {code}"
-            raise NodeStartError(
-                f"`kong migrations bootstrap` for CP {request.name} ({spec.image}) {what}; its output:\n{lines}",
-                hint="check the KONG_PG_* settings and that the database answers on them",
-            )
+        return database_for_cp(self._docker(), run_id=request.run_id, cp=request.name, image=spec.image,
+                               env=request.env, postgres_image=self.postgres_image, timeout=self.ready_timeout)
 
     def _container(
         self, request: NodeRequest, spec: NodeSpec, ports: dict[str, int] | None, database: Database | None

@@ -1,4 +1,5 @@
-"""PostgreSQL for a Kong control plane that the docker provider starts from a Kong image.
+"""PostgreSQL for a Kong control plane that the docker provider starts from a Kong image, and its
+``kong migrations bootstrap``.
 
 A real Kong CP needs a database (``KONG_DATABASE=postgres``). The docker provider starts one
 PostgreSQL container per such CP: Debian's PostgreSQL 15 (``kuh/postgres:15``, built by
@@ -18,6 +19,7 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -86,6 +88,59 @@ def start_database(
                 raise
     assert last is not None
     raise last
+
+
+def database_for_cp(
+    client: docker.DockerClient,
+    *,
+    run_id: str,
+    cp: str,
+    image: str,
+    env: Mapping[str, str],
+    postgres_image: str = POSTGRES_IMAGE,
+    timeout: float = 30.0,
+) -> Database | None:
+    """Prepare the database of CP ``cp`` (Kong image ``image``): start one unless ``env`` names one
+    (``KONG_PG_HOST``), then run ``kong migrations bootstrap``. The database started, if any."""
+    database = None
+    settings = dict(env)
+    if not settings.get("KONG_PG_HOST"):
+        database = start_database(client, run_id=run_id, name=f"{cp}-db", image=postgres_image, timeout=timeout)
+        settings = {**database.kong_settings(), **settings}
+    try:
+        bootstrap(client, run_id=run_id, cp=cp, image=image, env=settings, timeout=timeout * 2)
+    except BaseException:
+        if database is not None:
+            stop_database(client, database)
+        raise
+    return database
+
+
+def bootstrap(client: docker.DockerClient, *, run_id: str, cp: str, image: str, env: Mapping[str, str],
+              timeout: float) -> None:
+    """``kong migrations bootstrap`` in a one-shot container of the CP's image, host networking (Kong's
+    order for a new installation); a database bootstrapped already answers "Database already bootstrapped"."""
+    container = client.containers.run(
+        image, ["kong", "migrations", "bootstrap"], name=f"kuh-{run_id}-{cp}-migrations", detach=True,
+        network_mode="host", environment={"KONG_DATABASE": "postgres", **env},
+        labels={RUN_LABEL: run_id, NODE_LABEL: f"{cp}-migrations"},
+    )
+    try:
+        try:
+            code: int | None = int(container.wait(timeout=timeout).get("StatusCode", -1))
+        except Exception:  # the engine's wait timed out (requests' ReadTimeout / ConnectionError)
+            code = None
+        output = _logs(container, 40)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            container.remove(force=True, v=True)
+    if code != 0:
+        lines = "\n".join("    " + line for line in output.splitlines()) or "    (no output)"
+        what = "did not finish" if code is None else f"exited with code {code}"
+        raise NodeStartError(
+            f"`kong migrations bootstrap` for CP {cp} ({image}) {what}; its output:\n{lines}",
+            hint="check the KONG_PG_* settings and that the database answers on them",
+        )
 
 
 def stop_database(client: docker.DockerClient, database: Database) -> str:
