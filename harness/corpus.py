@@ -4,22 +4,17 @@ The same corpus is sent to X and to Y (differential checks) and drives the probe
 one request; a route under key-auth gives three (a good key, no key, a wrong key). Keys are read
 from the configuration to build requests and are never part of a request's name or repr.
 
-At real sizes the whole corpus is too large to send (20,000 routes give about 25,000 requests), so
-:func:`sample_corpus` chooses at most a budget of them: all when they fit; beyond it a stratified
-sample over route classes (:class:`RouteClass`: the service's upstream, the auth plugins that run on
-the route, the other plugins, the methods) that keeps at least one request of every class, fills the
-rest in proportion to each class's routes, and is the same for the same configuration and seed (a
-resumed run sends the same requests). :class:`Coverage` says what the sample covers.
+Each request carries its route's :class:`RouteClass` (the service's upstream, the auth plugins that
+run on the route, the other plugins, the methods): ``harness.sampling`` samples the corpus by it at
+real sizes, and :class:`Coverage` says what a sample covers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -133,7 +128,7 @@ class Corpus:
     skipped: tuple[str, ...]  # routes no request could be derived for, with the reason
     secrets: frozenset[str] = field(repr=False, default=frozenset())
     routes_total: int = 0     # routes in the configuration (0: not counted, taken as the routes requested)
-    coverage: Coverage | None = None  # set by sample_corpus
+    coverage: Coverage | None = None  # set by harness.sampling.sample_corpus
 
     def by_auth(self, auth: Auth) -> list[CorpusRequest]:
         return [r for r in self.requests if r.auth == auth]
@@ -417,110 +412,6 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
     for cred in credentials:
         secrets.add(str(cred["key"]))
     return Corpus(tuple(requests), tuple(skipped), frozenset(secrets), len(view.routes))
-
-
-# --- the sample: at most a budget of requests, every route class kept -------------------------------
-
-def _rank(seed: int, route: str) -> bytes:
-    """A route's place in its class's shuffled order: a hash of the seed and the route, the same in every
-    process (Python's own ``hash`` of a string changes between processes)."""
-    return hashlib.blake2b(f"{seed}\0{route}".encode(), digest_size=8).digest()
-
-
-def apportion(total: int, weights: Sequence[int], caps: Sequence[int], floors: Sequence[int]) -> list[int]:
-    """Split ``total`` over strata in proportion to ``weights``, each between its floor and its cap.
-
-    The real-valued shares ``clamp(l * weight, floor, cap)`` are found for the ``l`` at which they sum to
-    ``total``, then rounded by largest remainder (ties to the earlier stratum). When the floors alone
-    exceed ``total`` the floors are returned (coverage wins over the budget); when the caps do not reach
-    it, the caps.
-    """
-    floors = [min(f, c) for f, c in zip(floors, caps, strict=True)]
-    if sum(floors) >= total:
-        return floors
-    if sum(caps) <= total:
-        return list(caps)
-
-    def shares(scale: float) -> list[float]:
-        return [min(c, max(f, scale * w)) for w, c, f in zip(weights, caps, floors, strict=True)]
-
-    low, high = 0.0, float(max(c / w for w, c in zip(weights, caps, strict=True) if w > 0) if any(weights) else 1)
-    for _ in range(100):
-        mid = (low + high) / 2
-        if sum(shares(mid)) < total:
-            low = mid
-        else:
-            high = mid
-    real = shares(high)
-    out = [min(c, max(f, math.floor(x + 1e-9))) for x, c, f in zip(real, caps, floors, strict=True)]
-    order = sorted(range(len(out)), key=lambda i: (-(real[i] - out[i]), i))
-    while sum(out) < total:
-        grew = False
-        for i in order:
-            if sum(out) >= total:
-                break
-            if out[i] < caps[i]:
-                out[i] += 1
-                grew = True
-        if not grew:
-            break
-    return out
-
-
-def _pick(routes: Sequence[Sequence[int]], count: int) -> list[int]:
-    """``count`` request indices from a class's routes (in shuffled order, each with its requests): every
-    route once before any route twice, its variants rotated so that no-key, wrong-key and good-key spread
-    evenly over the routes."""
-    chosen: list[int] = []
-    depth = max((len(r) for r in routes), default=0)
-    for turn in range(depth):
-        for i, reqs in enumerate(routes):
-            if len(chosen) >= count:
-                return chosen
-            if turn < len(reqs):
-                chosen.append(reqs[(i + turn) % len(reqs)])
-    return chosen
-
-
-def sample_corpus(corpus: Corpus, budget: int, *, seed: int = SEED) -> Corpus:
-    """At most ``budget`` of the corpus's requests (all when they fit), with the :class:`Coverage` they give.
-
-    Beyond the budget, a stratified sample by :class:`RouteClass`: every class keeps one request (each of
-    its variants when the budget allows: no key, a wrong key, a good key); the rest of the budget goes to
-    the classes in proportion to their routes, and within a class to routes in a seeded order, every route
-    once before any route twice. So a budget at least the number of routes probes every route. The same
-    corpus, budget and seed give the same requests, in corpus order. Should the classes outnumber the
-    budget, one request per class is still chosen, and the coverage says how far over the budget that is.
-    """
-    if budget < 1:
-        raise ValueError(f"a corpus budget needs at least 1 request, got {budget}")
-    requests = corpus.requests
-    by_class: dict[RouteClass | None, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for i, req in enumerate(requests):
-        by_class[req.route_class][req.route].append(i)
-    classes = sorted(by_class, key=lambda c: (c is not None, c or RouteClass("")))
-    if len(requests) <= budget:
-        chosen = list(range(len(requests)))
-    else:
-        ordered = [[reqs for _, reqs in sorted(by_class[c].items(), key=lambda kv: (_rank(seed, kv[0]), kv[0]))]
-                   for c in classes]
-        variants = [max(len(r) for r in routes) for routes in ordered]
-        floors = variants if sum(variants) <= budget else [1] * len(classes)
-        counts = apportion(budget, [len(routes) for routes in ordered],
-                           [sum(len(r) for r in routes) for routes in ordered], floors)
-        chosen = sorted(i for routes, n in zip(ordered, counts, strict=True) for i in _pick(routes, n))
-    picked = tuple(requests[i] for i in chosen)
-    coverage = Coverage(
-        routes_total=max(corpus.routes_total, len({r.route for r in requests})),
-        routes_probed=len({r.route for r in picked}),
-        classes_total=len(classes),
-        classes_covered=len({r.route_class for r in picked}),
-        requests_total=len(requests),
-        requests=len(picked),
-        budget=budget,
-        seed=seed,
-    )
-    return replace(corpus, requests=picked, coverage=coverage)
 
 
 def consumer_names(config: Mapping[str, Any]) -> Iterable[str]:

@@ -4,21 +4,37 @@ A response Kong proxied is compared on status, what the upstream received (metho
 body, headers less the volatile ones) and the body. A response Kong generated itself (401, 404)
 is compared against what each side's version is known to send (harness.behaviour), so a message
 that changed between versions by design is a known difference, not a defect.
+
+Requests go out concurrently (:func:`run_bounded`: a bounded pool of threads sharing one httpx client,
+``concurrency`` requests in flight) under one total deadline; what the deadline left unsent is named, not
+silently dropped. :func:`compare_nodes` sends each request to a reference node and to the others and
+compares them, in corpus order, whatever order the answers came in.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from harness.behaviour import VOLATILE_UPSTREAM_HEADERS, ExpectedError, key_auth_401
 from harness.corpus import CorpusRequest, fingerprint
+from harness.deadline import Deadline
 from harness.errors import NodeUnreachable
+from harness.model import Node
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: one request's own timeout (as the serial checks had): a node that answers nothing within it is unreachable
+REQUEST_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +61,12 @@ class Difference:
         return f"{line} ({self.note})" if self.note else line
 
 
-def observe(client: httpx.Client, base_url: str, req: CorpusRequest, *, where: str) -> Observation:
-    """Send one corpus request to ``base_url`` and read the answer."""
+def observe(client: httpx.Client, base_url: str, req: CorpusRequest, *, where: str,
+            timeout: float | None = None) -> Observation:
+    """Send one corpus request to ``base_url`` and read the answer (``timeout``: this request's, in seconds)."""
     try:
-        resp = client.request(req.method, base_url.rstrip("/") + req.path, headers=req.header_dict())
+        resp = client.request(req.method, base_url.rstrip("/") + req.path, headers=req.header_dict(),
+                              timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
     except httpx.TransportError as exc:
         raise NodeUnreachable(
             f"{where}: {req.method} {req.path} ({req.name}) got no answer: {type(exc).__name__}: {exc}",
@@ -147,3 +165,156 @@ def compare(
     if x.message != y.message:
         out.append(Difference(req.name, "message", r(x.message), r(y.message)))
     return out
+
+
+# --- sending many requests: a bounded pool under one deadline --------------------------------------
+
+#: a batch's total deadline: a base, plus an allowance per request for each in-flight slot. Measured
+#: (``python -m benchmarks.differential``): 5,000 requests to an emulator pair, 8 in flight, take about
+#: 1 ms of wall time per request per node (10,000 answers in ~10 s on 2 shared cores); the allowance is
+#: 50 times that, so a node far slower than the emulator still finishes, while a node hanging every
+#: request is reported after minutes, not hours (5,000 requests x 2 nodes x 5 s timeouts / 8 = 104 min).
+BATCH_BASE_S = 30.0
+BATCH_PER_REQUEST_S = 0.4
+
+
+def batch_seconds(requests: int, *, concurrency: int) -> float:
+    """The total deadline for ``requests`` (each counted per node it goes to) with ``concurrency`` in flight."""
+    return BATCH_BASE_S + BATCH_PER_REQUEST_S * max(0, requests) / max(1, concurrency)
+
+
+@dataclass(frozen=True)
+class Batch(Generic[R]):
+    """The results of :func:`run_bounded`, in the items' order; ``None`` where an item was not done."""
+
+    results: tuple[R | None, ...]
+    not_sent: tuple[int, ...]   # indices of the items the deadline left undone (not started, or cut short)
+    seconds: float
+
+
+class _OutOfTime(Exception):
+    """The batch's deadline left no time for the next request."""
+
+
+def request_timeout(deadline: Deadline) -> float:
+    """This request's timeout: its own, but never past the batch's deadline (raises _OutOfTime at 0)."""
+    left = deadline.remaining()
+    if left <= 0:
+        raise _OutOfTime
+    return min(REQUEST_TIMEOUT_S, left)
+
+
+def run_bounded(items: Sequence[T], work: Callable[[T], R], *, concurrency: int, deadline: Deadline) -> Batch[R]:
+    """``work`` on every item, ``concurrency`` at a time, started in order until ``deadline`` passes.
+
+    An item whose work has not started when the deadline passes, or whose request was cut short by it, is
+    listed in ``not_sent``. The first error ``work`` raises (by item order) stops further starts and is
+    raised once the items in flight are done; an interrupt stops further starts too.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    started = time.monotonic()
+    results: list[R | None] = [None] * len(items)
+    not_sent: set[int] = set()
+    errors: dict[int, BaseException] = {}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def task(i: int) -> None:
+        if stop.is_set() or deadline.expired:
+            with lock:
+                not_sent.add(i)
+            return
+        try:
+            results[i] = work(items[i])
+        except _OutOfTime:
+            with lock:
+                not_sent.add(i)
+        except Exception as exc:
+            with lock:
+                if deadline.expired:    # a request cut short by the batch's deadline: not sent, not a fault
+                    not_sent.add(i)
+                else:
+                    errors[i] = exc
+                    stop.set()
+
+    if concurrency == 1 or len(items) <= 1:
+        for i in range(len(items)):
+            task(i)
+    else:
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, len(items)), thread_name_prefix="kuh-batch")
+        try:
+            for future in [pool.submit(task, i) for i in range(len(items))]:
+                future.result()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if errors:
+        raise errors[min(errors)]
+    return Batch(tuple(results), tuple(sorted(not_sent)), time.monotonic() - started)
+
+
+def shared_client(concurrency: int, hosts: int = 2) -> httpx.Client:
+    """One client for a batch: keep-alive connections enough for ``concurrency`` to each of ``hosts`` nodes."""
+    size = max(1, concurrency) * max(1, hosts)
+    return httpx.Client(timeout=REQUEST_TIMEOUT_S, follow_redirects=False,
+                        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A node's proxy as the differential sends to it: its URL, its name in messages, its version."""
+
+    url: str
+    where: str
+    version: str
+
+    @classmethod
+    def of(cls, node: Node) -> Target:
+        return cls(node.proxy_url or "", str(node), node.version or "")
+
+
+@dataclass(frozen=True)
+class NodeComparison:
+    """The corpus sent to a reference node and to others: what each other node answered differently."""
+
+    compared: int                                        # requests answered by every node
+    differences: tuple[tuple[Target, Difference], ...]   # (the other node, the difference), in corpus order
+    not_sent: tuple[str, ...]                            # request names the deadline left unsent
+    seconds: float
+    deadline_seconds: float
+    concurrency: int
+
+
+def compare_nodes(requests: Sequence[CorpusRequest], reference: Target, others: Sequence[Target], *,
+                  secrets: Iterable[str] = (), concurrency: int = 8, deadline_seconds: float | None = None,
+                  what: str = "differential requests", client: httpx.Client | None = None) -> NodeComparison:
+    """Each request to ``reference`` and then to each of ``others``, ``concurrency`` requests in flight, all
+    within one deadline (default :func:`batch_seconds`); X's answer read once, compared with each other's."""
+    secrets = tuple(secrets)
+    seconds = deadline_seconds if deadline_seconds is not None else batch_seconds(
+        len(requests) * (1 + len(others)), concurrency=concurrency)
+    deadline = Deadline.start(seconds, what=what, where=f"{reference.where} and {len(others)} other node(s)",
+                              hint="raise differential.concurrency, lower differential.budget, or look at the "
+                                   "slow node's log")
+
+    def one(req: CorpusRequest) -> list[tuple[Target, Difference]]:
+        ref = observe(http, reference.url, req, where=reference.where, timeout=request_timeout(deadline))
+        found: list[tuple[Target, Difference]] = []
+        for other in others:
+            obs = observe(http, other.url, req, where=other.where, timeout=request_timeout(deadline))
+            found += [(other, d) for d in compare(req, ref, obs, x_version=reference.version,
+                                                  y_version=other.version, secrets=secrets)]
+        return found
+
+    http = client or shared_client(concurrency, 1 + len(others))
+    try:
+        batch = run_bounded(requests, one, concurrency=concurrency, deadline=deadline)
+    finally:
+        if client is None:
+            http.close()
+    diffs = tuple(d for found in batch.results if found for d in found)
+    return NodeComparison(len(requests) - len(batch.not_sent), diffs,
+                          tuple(requests[i].name for i in batch.not_sent), batch.seconds, seconds, concurrency)

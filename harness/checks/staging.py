@@ -17,12 +17,14 @@ import httpx
 from harness.admin import AdminClient
 from harness.behaviour import key_auth_401
 from harness.config import AllowRule, ConfigDiff, capture_declarative, diff, normalise
-from harness.corpus import Corpus, CorpusRequest
+from harness.corpus import SEED, Corpus, CorpusRequest, Coverage
 from harness.deck import DeckState, entities, origins
-from harness.differential import Difference, Observation, compare, observe
+from harness.differential import Difference, Observation, Target, compare_nodes, observe
 from harness.errors import HarnessError
 from harness.model import Node
+from harness.plan import DifferentialPlan
 from harness.run.clients import Clients
+from harness.sampling import sample_corpus
 
 KEY_AUTH_CASES = ("no-key", "wrong-key", "good-key", "hide-credentials", "anonymous")
 LAST_SEEN_FRESH_S = 60.0  # a DP pings every 30 s; the CP drops it after 45 s
@@ -71,27 +73,55 @@ def file_parity(y_admin: AdminClient, state: DeckState, kong_version: str | None
 
 @dataclass(frozen=True)
 class DifferentialReport:
+    """The corpus (or its sample) sent to X and to Y: how many compared, the differences, what it covered."""
+
     compared: int
     differences: tuple[Difference, ...]
     skipped: tuple[str, ...]
+    coverage: Coverage | None = None
+    not_sent: tuple[str, ...] = ()        # requests the deadline left unsent
+    deadline_seconds: float | None = None
+    concurrency: int = 1
+
+    @property
+    def complete(self) -> bool:
+        """Every chosen request was sent to both sides before the deadline."""
+        return not self.not_sent
+
+    def summary(self) -> str:
+        line = f"{self.compared} requests, {len(self.differences)} differences"
+        if self.coverage is not None:
+            c = self.coverage
+            line += (f"; {c.routes_probed}/{c.routes_total} routes, {c.classes_covered}/{c.classes_total} classes"
+                     + (" (sampled)" if c.sampled else ""))
+        if self.not_sent:
+            line += f"; {len(self.not_sent)} NOT SENT (deadline {self.deadline_seconds or 0:.0f} s)"
+        return line
 
     def render_text(self) -> str:
         lines = [f"{self.compared} requests sent to X and to Y; {len(self.differences)} differences"]
+        if self.coverage is not None:
+            lines.append(f"  covered: {self.coverage.summary()}; {self.concurrency} in flight")
+        if self.not_sent:
+            shown = ", ".join(self.not_sent[:10]) + (", ..." if len(self.not_sent) > 10 else "")
+            lines.append(f"  NOT SENT: {len(self.not_sent)} requests, the deadline of "
+                         f"{self.deadline_seconds or 0:.0f} s passed first: {shown}")
         lines += [f"  DIFF {d.render()}" for d in self.differences]
         lines += [f"  not probed: {s}" for s in self.skipped]
         return "\n".join(lines)
 
 
-def differential(corpus: Corpus, x_node: Node, y_node: Node) -> DifferentialReport:
-    """Every corpus request sent to X and to Y; the differences that no version rule explains."""
-    diffs: list[Difference] = []
-    with _client() as client:
-        for req in corpus.requests:
-            x_obs = observe(client, x_node.proxy_url or "", req, where=str(x_node))
-            y_obs = observe(client, y_node.proxy_url or "", req, where=str(y_node))
-            diffs += compare(req, x_obs, y_obs, x_version=x_node.version or "", y_version=y_node.version or "",
-                             secrets=corpus.secrets)
-    return DifferentialReport(len(corpus.requests), tuple(diffs), corpus.skipped)
+def differential(corpus: Corpus, x_node: Node, y_node: Node, settings: DifferentialPlan | None = None, *,
+                 seed: int = SEED, deadline_seconds: float | None = None) -> DifferentialReport:
+    """The corpus, or its stratified sample of ``settings.budget`` requests, sent to X and to Y with
+    ``settings.concurrency`` in flight; the differences that no version rule explains."""
+    settings = settings or DifferentialPlan()
+    chosen = sample_corpus(corpus, settings.budget, seed=seed)
+    result = compare_nodes(chosen.requests, Target.of(x_node), [Target.of(y_node)], secrets=corpus.secrets,
+                           concurrency=settings.concurrency, deadline_seconds=deadline_seconds,
+                           what="differential requests X vs Y")
+    return DifferentialReport(result.compared, tuple(d for _, d in result.differences), corpus.skipped,
+                              chosen.coverage, result.not_sent, result.deadline_seconds, result.concurrency)
 
 
 # ---- key-auth behaviour --------------------------------------------------------------------------

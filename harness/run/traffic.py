@@ -15,10 +15,13 @@ from pathlib import Path
 
 import httpx
 
-from harness.corpus import Corpus
+from harness.corpus import SEED, Corpus
+from harness.deadline import Deadline
+from harness.differential import batch_seconds, observe, request_timeout, run_bounded, shared_client
 from harness.errors import TrafficError
 from harness.model import Node, ProbeWindow
 from harness.plan import Plan
+from harness.sampling import sample_corpus
 from harness.traffic import Backend, Probe, ProbeRequest, RollbackEvidence, Splitter, get_splitter, rollback
 
 ROLLBACK_PROOF_REQUESTS = 50     # consecutive answers from X, none failed, that prove a rollback
@@ -27,18 +30,42 @@ ROLLBACK_PROOF_TIMEOUT_S = 10.0
 Log = Callable[[str], None]
 
 
-def probe_mix(x: Node, corpus: Corpus) -> list[ProbeRequest]:
-    """The corpus as probe requests, each expecting the status X gives it now (read-only GETs on X)."""
+#: the most kinds of request in the probe's mix: the probe cycles through them, so more kinds only cost the
+#: up-front read of X's answers; every route class is kept even beyond it (harness.sampling.sample_corpus)
+PROBE_KINDS = 500
+
+
+def probe_mix(x: Node, corpus: Corpus, *, kinds: int = PROBE_KINDS, concurrency: int = 8, seed: int = SEED,
+              deadline_seconds: float | None = None, client: httpx.Client | None = None) -> list[ProbeRequest]:
+    """The corpus, sampled as staging samples it (at most ``kinds`` requests, every route class kept), as
+    probe requests, each expecting the status X gives it now (read-only, ``concurrency`` reads in flight)."""
+    chosen = sample_corpus(corpus, kinds, seed=seed).requests
+    seconds = deadline_seconds if deadline_seconds is not None else batch_seconds(len(chosen),
+                                                                                  concurrency=concurrency)
+    deadline = Deadline.start(seconds, what="reading X's answers for the probe's mix", where=str(x),
+                              hint="look at X's proxy log: X must answer promptly before the shift")
+    http = client or shared_client(concurrency, 1)
+    try:
+        batch = run_bounded(
+            chosen,
+            lambda req: observe(http, x.proxy_url or "", req, where=str(x), timeout=request_timeout(deadline)).status,
+            concurrency=concurrency, deadline=deadline)
+    finally:
+        if client is None:
+            http.close()
+    if batch.not_sent:
+        raise deadline.error(f"{len(batch.not_sent)} of {len(chosen)} requests unread, first "
+                             f"{chosen[batch.not_sent[0]].name}")
     mix = []
-    with httpx.Client(timeout=5.0) as client:
-        for req in corpus.requests:
-            resp = client.request(req.method, (x.proxy_url or "") + req.path, headers=req.header_dict())
-            if resp.status_code >= 500:
-                raise TrafficError(
-                    f"{x} answers {req.name} with {resp.status_code} before any traffic moved",
-                    hint="X must be healthy before the shift; fix X or drop the route from the corpus",
-                )
-            mix.append(ProbeRequest(req.method, req.path, req.header_dict(), resp.status_code, req.name))
+    for req, status in zip(chosen, batch.results, strict=True):
+        if status is None:  # not reached: not_sent is empty, so every request was read
+            continue
+        if status >= 500:
+            raise TrafficError(
+                f"{x} answers {req.name} with {status} before any traffic moved",
+                hint="X must be healthy before the shift; fix X or drop the route from the corpus",
+            )
+        mix.append(ProbeRequest(req.method, req.path, req.header_dict(), status, req.name))
     return mix
 
 
