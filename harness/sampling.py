@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -64,18 +64,24 @@ def apportion(total: int, weights: Sequence[int], caps: Sequence[int], floors: S
     return out
 
 
-def _pick(routes: Sequence[Sequence[int]], count: int) -> list[int]:
-    """``count`` request indices from a class's routes (in shuffled order, each with its requests): every
-    route once before any route twice, its variants rotated so that no-key, wrong-key and good-key spread
-    evenly over the routes."""
+def _pick(routes: Sequence[Sequence[tuple[int, str]]], count: int) -> list[int]:
+    """``count`` request indices from a class's routes (in shuffled order, each with its requests as
+    ``(index, variant)``): every route once before any route twice, and at each pick the variant (no key,
+    a wrong key, a good key) sent least so far in the class, so variants spread evenly over the routes and
+    ``count`` at least the number of variants sends each of them."""
     chosen: list[int] = []
-    depth = max((len(r) for r in routes), default=0)
-    for turn in range(depth):
-        for i, reqs in enumerate(routes):
+    sent: Counter[str] = Counter()
+    left = [list(reqs) for reqs in routes]
+    while len(chosen) < count and any(left):
+        for i, reqs in enumerate(left):
             if len(chosen) >= count:
-                return chosen
-            if turn < len(reqs):
-                chosen.append(reqs[(i + turn) % len(reqs)])
+                break
+            if not reqs:
+                continue
+            j = min(range(len(reqs)), key=lambda k: (sent[reqs[k][1]], (k - i) % len(reqs)))
+            index, variant = reqs.pop(j)
+            sent[variant] += 1
+            chosen.append(index)
     return chosen
 
 
@@ -85,16 +91,17 @@ def sample_corpus(corpus: Corpus, budget: int, *, seed: int = SEED) -> Corpus:
     Beyond the budget, a stratified sample by :class:`RouteClass`: every class keeps one request (each of
     its variants when the budget allows: no key, a wrong key, a good key); the rest of the budget goes to
     the classes in proportion to their routes, and within a class to routes in a seeded order, every route
-    once before any route twice. So a budget at least the number of routes probes every route. The same
-    corpus, budget and seed give the same requests, in corpus order. Should the classes outnumber the
-    budget, one request per class is still chosen, and the coverage says how far over the budget that is.
+    once before any route twice. So a budget of at least the routes (counting a class with fewer routes
+    than variants as its variants) probes every route. The same corpus, budget and seed give the same
+    requests, in corpus order. Should the classes outnumber the budget, one request per class is still
+    chosen, and the coverage says how far over the budget that is.
     """
     if budget < 1:
         raise ValueError(f"a corpus budget needs at least 1 request, got {budget}")
     requests = corpus.requests
-    by_class: dict[RouteClass | None, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    by_class: dict[RouteClass | None, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
     for i, req in enumerate(requests):
-        by_class[req.route_class][req.route].append(i)
+        by_class[req.route_class][req.route].append((i, req.auth))
     classes = sorted(by_class, key=lambda c: (c is not None, c or RouteClass("")))
     if len(requests) <= budget:
         chosen = list(range(len(requests)))

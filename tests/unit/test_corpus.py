@@ -10,7 +10,17 @@ import pytest
 import yaml
 
 from harness.config import render_declarative
-from harness.corpus import PROBE_HOST, KeyAuth, build_corpus, consumer_names, fingerprint, sample_path
+from harness.corpus import (
+    PROBE_HOST,
+    Corpus,
+    KeyAuth,
+    RouteClass,
+    build_corpus,
+    consumer_names,
+    fingerprint,
+    sample_path,
+)
+from harness.sampling import apportion, sample_corpus
 
 SAMPLE = Path(__file__).resolve().parents[2] / "plans" / "configs" / "sample.yaml"
 ALICE, BOB = "fake-key-alice-0001", "fake-key-bob-0002"
@@ -255,3 +265,193 @@ def test_every_sampled_regex_path_is_matched_by_its_regex() -> None:
         got = sample_path(path)
         assert got is not None
         assert re.match(re.sub(r"\(\?<(\w+)>", r"(?P<\1>", path[1:]), got), (path, got)
+
+
+# --- route classes ----------------------------------------------------------------------------------
+
+def test_a_route_class_is_the_upstream_the_plugins_and_the_methods() -> None:
+    cfg = config(svc_plugins=[key_auth(hide_credentials=True), {"name": "rate-limiting"}],
+                 route={"methods": ["post", "GET"]})
+    cfg["plugins"] = [{"name": "cors"}, {"name": "basic-auth", "consumer": "u"}]  # a consumer's: not on the route
+    klass = build_corpus(cfg).requests[0].route_class
+    assert klass == RouteClass("http://127.0.0.1:9", ("key-auth[hide_credentials]",), ("cors", "rate-limiting"),
+                               ("GET", "POST"))
+    assert klass.render() == ("http://127.0.0.1:9 auth=key-auth[hide_credentials] plugins=cors,rate-limiting "
+                              "methods=GET,POST")
+    assert {r.route_class for r in build_corpus(cfg).requests} == {klass}, "every variant of a route: one class"
+
+
+@pytest.mark.parametrize(
+    ("service", "target"),
+    [
+        ({"url": "https://api.example.test/v1"}, "https://api.example.test:443"),
+        ({"url": "http://10.0.0.1:8080"}, "http://10.0.0.1:8080"),
+        ({"protocol": "grpcs", "host": "g.example.test"}, "grpcs://g.example.test:443"),
+        ({"host": "h.example.test", "port": 81}, "http://h.example.test:81"),
+    ],
+)
+def test_the_class_names_the_services_upstream_not_its_name(service: dict[str, Any], target: str) -> None:
+    cfg = config()
+    cfg["services"][0] = {**{k: v for k, v in cfg["services"][0].items() if k != "url"}, **service}
+    klass = build_corpus(cfg).requests[0].route_class
+    assert klass is not None and (klass.service, klass.auth, klass.methods) == (target, (), ("*",))
+
+
+def test_a_route_without_a_service_is_its_own_upstream_class() -> None:
+    corpus = build_corpus({"routes": [{"name": "lone", "paths": ["/lone"]}]})
+    assert corpus.requests[0].route_class == RouteClass("-")
+    assert corpus.routes_total == 1
+
+
+# --- a real-size config: 10,000 services, 20,000 routes, 10,000 consumers with keys -------------------
+
+UPSTREAMS = ("http://127.0.0.1:9", "http://orders.internal:8080", "https://billing.internal", "http://cache:81")
+
+
+def generated_config(services: int = 10_000) -> dict[str, Any]:
+    """A flat config (as GET /config gives it) with many route classes of very different sizes.
+
+    Services spread over four upstreams (service 0 alone on a fifth); two routes each: GET,POST and any
+    method (every 7th service's second route DELETE only). key-auth on every 4th service (every 40th
+    with hide_credentials), basic-auth on every 50th, rate-limiting on every 3rd; 10,000 consumers, each
+    with a key-auth credential; a global cors. 10,000 + 20,000 + 20,000 + ~6,000 plugins: 56,000 entities.
+    """
+    out: dict[str, list[dict[str, Any]]] = {"services": [], "routes": [], "consumers": [],
+                                            "keyauth_credentials": [], "plugins": [{"id": "p-cors", "name": "cors"}]}
+    for i in range(services):
+        url = "http://lonely.internal:82" if i == 0 else UPSTREAMS[i % len(UPSTREAMS)]
+        out["services"].append({"id": f"s-{i}", "name": f"svc-{i:05d}", "url": url})
+        for r in range(2):
+            methods = ["GET", "POST"] if r == 0 else (["DELETE"] if i % 7 == 0 else None)
+            out["routes"].append({"id": f"r-{i}-{r}", "name": f"route-{i:05d}-{r}", "paths": [f"/s{i}/r{r}"],
+                                  "methods": methods, "service": {"id": f"s-{i}"}})
+        out["consumers"].append({"id": f"c-{i}", "username": f"user-{i:05d}"})
+        out["keyauth_credentials"].append({"id": f"k-{i}", "key": f"key-{i:05d}", "consumer": {"id": f"c-{i}"}})
+        if i % 4 == 0:
+            conf = {"key_names": ["apikey"], "hide_credentials": i % 40 == 0}
+            out["plugins"].append({"id": f"ka-{i}", "name": "key-auth", "service": {"id": f"s-{i}"}, "config": conf})
+        if i % 50 == 0:
+            out["plugins"].append({"id": f"ba-{i}", "name": "basic-auth", "service": {"id": f"s-{i}"}})
+        if i % 3 == 0:
+            out["plugins"].append({"id": f"rl-{i}", "name": "rate-limiting", "service": {"id": f"s-{i}"}})
+    return {"_format_version": "3.0", **out}
+
+
+@pytest.fixture(scope="module")
+def big() -> dict[str, Any]:
+    return generated_config()
+
+
+@pytest.fixture(scope="module")
+def big_corpus(big: dict[str, Any]) -> Corpus:
+    return build_corpus(big)
+
+
+@pytest.fixture(scope="module")
+def big_sample(big_corpus: Corpus) -> Corpus:
+    return sample_corpus(big_corpus, 5000)
+
+
+def test_the_generated_config_is_real_size(big: dict[str, Any], big_corpus: Corpus) -> None:
+    assert sum(len(v) for v in big.values() if isinstance(v, list)) >= 55_000
+    assert (len(big["routes"]), big_corpus.routes_total, big_corpus.skipped) == (20_000, 20_000, ())
+    assert len(big_corpus.requests) > 20_000
+    assert len(big_corpus.classes()) >= 40, "the config must have many classes for the sample to prove anything"
+
+
+def test_a_budget_of_5000_keeps_every_class_and_stays_within_it(big_corpus: Corpus, big_sample: Corpus) -> None:
+    assert len(big_sample.requests) == 5000
+    everything, kept = big_corpus.classes(), big_sample.classes()
+    assert set(kept) == set(everything)
+    cov = big_sample.coverage
+    assert cov is not None and cov.sampled and cov.over_budget == 0
+    assert (cov.routes_total, cov.classes_total, cov.classes_covered) == (20_000, len(everything), len(everything))
+    assert (cov.requests_total, cov.requests, cov.budget) == (len(big_corpus.requests), 5000, 5000)
+    assert cov.routes_probed == len({r.route for r in big_sample.requests})
+    # a route is sent twice only where its class has fewer routes than variants (each variant is kept)
+    for klass, reqs in kept.items():
+        n_routes = len({r.route for r in everything[klass]})
+        if n_routes >= len({r.auth for r in everything[klass]}):
+            assert len({r.route for r in reqs}) == len(reqs), klass
+    assert big_sample.secrets == big_corpus.secrets and big_sample.skipped == big_corpus.skipped
+
+
+def test_the_sample_is_proportional_to_each_class_and_keeps_each_variant(big_corpus: Corpus,
+                                                                        big_sample: Corpus) -> None:
+    routes = {c: len({r.route for r in reqs}) for c, reqs in big_corpus.classes().items()}
+    kept = big_sample.classes()
+    for klass, n_routes in routes.items():
+        share = 5000 * n_routes / 20_000
+        variants = {r.auth for r in big_corpus.classes()[klass]}
+        assert {r.auth for r in kept[klass]} == variants, (klass, "every variant of the class is sent")
+        assert len(kept[klass]) >= len(variants)
+        assert abs(len(kept[klass]) - share) <= max(len(variants), 0.02 * share), (klass, len(kept[klass]), share)
+    # the rare classes: service 0's routes (its own upstream) are kept although they are 2 of 20,000
+    assert {r.route for r in big_sample.requests} >= {"route-00000-0", "route-00000-1"}
+    # variants spread over a key-auth class's routes rather than all three of a few routes
+    ka = next(reqs for c, reqs in kept.items() if c and c.auth == ("key-auth",) and len(reqs) > 30)
+    counts = {auth: sum(r.auth == auth for r in ka) for auth in ("missing", "invalid", "good")}
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
+
+
+def test_the_sample_is_the_same_for_the_same_config_and_seed(big: dict[str, Any], big_corpus: Corpus,
+                                                              big_sample: Corpus) -> None:
+    again = sample_corpus(build_corpus(big), 5000)
+    assert [r.name for r in again.requests] == [r.name for r in big_sample.requests]
+    # a re-export that lists the entities in another order gives the same requests (routes are hashed by name)
+    shuffled = {k: list(reversed(v)) if isinstance(v, list) else v for k, v in big.items()}
+    assert {r.name for r in sample_corpus(build_corpus(shuffled), 5000).requests} == \
+        {r.name for r in big_sample.requests}
+    other = sample_corpus(big_corpus, 5000, seed=7)
+    assert {r.name for r in other.requests} != {r.name for r in big_sample.requests}
+    assert set(other.classes()) == set(big_corpus.classes()) and len(other.requests) == 5000
+
+
+def test_a_budget_of_at_least_the_routes_probes_every_route(big_corpus: Corpus) -> None:
+    # the routes, a class with fewer routes than variants counted as its variants (they are all kept)
+    enough = sum(max(len({r.route for r in reqs}), len({r.auth for r in reqs}))
+                 for reqs in big_corpus.classes().values())
+    assert 20_000 < enough < 20_010
+    chosen = sample_corpus(big_corpus, enough)
+    assert chosen.coverage is not None and chosen.coverage.sampled
+    assert chosen.coverage.routes_probed == 20_000 and len(chosen.requests) == enough
+    assert sample_corpus(big_corpus, enough - 10).coverage.routes_probed < 20_000  # type: ignore[union-attr]
+
+
+def test_a_small_config_is_covered_whole(sample: dict[str, Any]) -> None:
+    corpus = build_corpus(sample)
+    chosen = sample_corpus(corpus, 5000)
+    assert chosen.requests == corpus.requests
+    cov = chosen.coverage
+    assert cov is not None and not cov.sampled
+    assert (cov.routes_probed, cov.routes_total, cov.classes_covered) == (7, 7, cov.classes_total)
+    assert cov.summary() == f"all 13 requests (budget 5000): 7 of 7 routes, {cov.classes_total} of " \
+                            f"{cov.classes_total} route classes"
+
+
+def test_more_classes_than_the_budget_keeps_one_request_per_class_and_says_so(sample: dict[str, Any]) -> None:
+    corpus = build_corpus(sample)
+    n_classes = len(corpus.classes())
+    assert n_classes > 2
+    chosen = sample_corpus(corpus, 2)
+    cov = chosen.coverage
+    assert cov is not None and len(chosen.requests) == n_classes == cov.classes_covered
+    assert cov.over_budget == n_classes - 2
+    assert f"{n_classes - 2} over the budget to keep one request per class" in cov.summary()
+    with pytest.raises(ValueError, match="at least 1 request"):
+        sample_corpus(corpus, 0)
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "caps", "floors", "expected"),
+    [
+        (10, [1, 1], [100, 100], [0, 0], [5, 5]),
+        (10, [3, 1], [100, 100], [0, 0], [8, 2]),          # 7.5 / 2.5: the tie goes to the first
+        (10, [9, 1], [100, 100], [0, 3], [7, 3]),          # a floor lifts a small stratum
+        (10, [1, 1], [2, 100], [0, 0], [2, 8]),            # a cap passes the rest on
+        (3, [1, 1, 1, 1], [5, 5, 5, 5], [1, 1, 1, 1], [1, 1, 1, 1]),  # floors win over the total
+        (50, [1, 1], [3, 4], [0, 0], [3, 4]),              # caps below the total
+    ],
+)
+def test_apportion(total: int, weights: list[int], caps: list[int], floors: list[int], expected: list[int]) -> None:
+    assert apportion(total, weights, caps, floors) == expected
