@@ -28,7 +28,14 @@ SPLITTERS: dict[str, str] = {
 }
 DEFAULT_SPLITTER = "haproxy"
 
-# the project's own Kong-compatible image, built by scripts/build-images.sh
+# the project's own images, built by scripts/build-images.sh: the Kong-compatible emulator, a Kong
+# look-alike (Kong's settings, user and CLI over the emulator; tagged by version) and PostgreSQL for a
+# Kong-image control plane
 EMULATOR_IMAGE = "kuh/kong-emulator:dev"
+LOOKALIKE_IMAGE = "kuh/kong-lookalike"
+POSTGRES_IMAGE = "kuh/postgres:15"
 
-__all__ = ["AUTO", "DEFAULT_SPLITTER", "EMULATOR_IMAGE", "PROVIDERS", "PROVIDER_CHOICES", "SPLITTERS"]
+__all__ = [
+    "AUTO", "DEFAULT_SPLITTER", "EMULATOR_IMAGE", "LOOKALIKE_IMAGE", "POSTGRES_IMAGE", "PROVIDERS", "PROVIDER_CHOICES",
+    "SPLITTERS",
+]

@@ -63,11 +63,11 @@ from harness.errors import NodeError, NodeStartError  # noqa: E402
 from harness.model import Node  # noqa: E402
 from harness.nodes.base import NodeRequest  # noqa: E402
 from harness.nodes.container_state import KongReadyWait, NodeState  # noqa: E402
-from harness.nodes.postgres import POSTGRES_IMAGE, Database, database_for_cp, stop_database  # noqa: E402
+from harness.nodes.postgres import Database, database_for_cp, stop_database  # noqa: E402
 from harness.nodes.process import ADDRESS_IN_USE, check_request, fault_settings, hybrid_settings  # noqa: E402
 from harness.nodes.spec import NodeSpec, parse_spec, ready_check  # noqa: E402
 from harness.ports import LOOPBACK, free_ports  # noqa: E402
-from harness.registry import EMULATOR_IMAGE  # noqa: E402
+from harness.registry import EMULATOR_IMAGE, POSTGRES_IMAGE  # noqa: E402
 
 # testcontainers reads its settings when first imported: if someone imported it before us, apply ours
 if _tc_config.connection_mode_override is None:

@@ -29,8 +29,8 @@ from docker.models.containers import Container
 
 from harness.errors import NodeStartError
 from harness.ports import LOOPBACK, free_port
+from harness.registry import POSTGRES_IMAGE
 
-POSTGRES_IMAGE = "kuh/postgres:15"
 RUN_LABEL = "kuh.run"
 NODE_LABEL = "kuh.node"
 ADDRESS_IN_USE = ("address already in use", "could not create any tcp/ip sockets")

@@ -46,11 +46,11 @@ def docker_available(image: str = EMULATOR_IMAGE) -> tuple[bool, str]:
     return True, f"Docker engine answers and image {image} is present"
 
 
-def resolve_provider(wanted: str) -> tuple[str, str]:
-    """A registry name for a plan's provider (``auto`` asks Docker), and the note that says why."""
+def resolve_provider(wanted: str, image: str | None = None) -> tuple[str, str]:
+    """A registry name for a plan's provider (``auto`` asks Docker for the side's image), and why."""
     if wanted != AUTO:
         return wanted, f"{wanted} (as the plan says)"
-    ok, why = docker_available()
+    ok, why = docker_available(image or EMULATOR_IMAGE)
     chosen = "docker" if ok else "process"
     return chosen, f"{chosen} (auto: {why})"
 

@@ -82,8 +82,8 @@ class RunContext:
     def open(self) -> RunContext:
         """Resolve the providers and make the private work folder (mode 0700)."""
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        x, self.provider_notes["x"] = resolve_provider(self.x_provider or self.plan.x.provider)
-        y, self.provider_notes["y"] = resolve_provider(self.y_provider or self.plan.y.provider)
+        x, self.provider_notes["x"] = resolve_provider(self.x_provider or self.plan.x.provider, self.plan.x.image)
+        y, self.provider_notes["y"] = resolve_provider(self.y_provider or self.plan.y.provider, self.plan.y.image)
         self.secrets.add([self.admin_token])
         rec = self.record
         rec.plan_name, rec.mode, rec.splitter = self.plan.name, self.plan.mode, self.plan.traffic.splitter
