@@ -28,7 +28,7 @@ def window(
     probe_errors: int = 0, unattributed: int = 0, late: int = 0, seed: int = 1, label: str = "",
 ) -> ProbeWindow:
     """X and Y answers with latencies 8-14 ms (random, seeded) plus ``extra_ms``; errors spread evenly;
-    the first ``late`` records sent 50 ms after their scheduled time."""
+    the first ``late`` records sent twice LATE_MS after their scheduled time."""
     rng = random.Random(seed)
     records: list[ProbeRecord] = []
     for side, n, errors, extra in (("x", n_x, x_errors, 0.0), ("y", n_y, y_errors, y_extra_ms)):
@@ -39,7 +39,8 @@ def window(
                                   latency=rng.uniform(8, 14) + extra + extra_ms))
     records += [record(len(records), None, status=None, error="connect") for _ in range(probe_errors)]
     records += [record(len(records), None, status=200) for _ in range(unattributed)]
-    records = [replace(r, sent=r.sent + 0.05) if i < late else r for i, r in enumerate(records)]
+    late_by = 2 * ProbeWindow.LATE_MS / 1000
+    records = [replace(r, sent=r.sent + late_by) if i < late else r for i, r in enumerate(records)]
     return ProbeWindow.of(records, label=label)
 
 
