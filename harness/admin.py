@@ -40,8 +40,15 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 import yaml
 
-from harness.deadline import CallBudget, Deadline, DeadlineExceeded, MiB
-from harness.errors import AdminAPIError, BadResponse, NodeUnreachable, ReadOnlyViolation
+from harness.deadline import CallBudget, Deadline, MiB
+from harness.errors import (
+    AdminAPIError,
+    AnswerTooLarge,
+    BadResponse,
+    NodeTooSlow,
+    NodeUnreachable,
+    ReadOnlyViolation,
+)
 from harness.yamlsafe import YamlRefused, load_yaml
 
 log = logging.getLogger(__name__)
@@ -89,18 +96,6 @@ _TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _MAX_PAGES = 10_000
 _PROGRESS_EVERY = 5.0        # seconds between progress lines in the log while listing
-
-
-class NodeTooSlow(NodeUnreachable, DeadlineExceeded):
-    """A call to a node did not finish within its total deadline (a silent, dripping or stuck node).
-
-    Both a :class:`NodeUnreachable` (callers that handle a node that does not answer handle it) and a
-    :class:`~harness.deadline.DeadlineExceeded` (what, where, the limit and the time taken).
-    """
-
-
-class AnswerTooLarge(BadResponse):
-    """A node's answer was larger than the client's maximum answer size; reading stopped at the limit."""
 
 
 @dataclass(frozen=True)

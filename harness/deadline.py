@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from harness.errors import HarnessError
+from harness.errors import DeadlineExceeded
 
 MiB = 1024 * 1024
 
@@ -42,21 +42,6 @@ SECONDS_PER_MIB = 10.0
 #: Five minutes is 1.6 times the 55,000-entity load's 192 s; a node slower than that is reported, not
 #: waited for.
 MAX_SECONDS = 300.0
-
-
-class DeadlineExceeded(HarnessError):
-    """A total deadline passed: names what timed out, where, its limit, how long it ran, and the next step.
-
-    ``what``, ``where``, ``seconds`` (the limit) and ``elapsed`` are kept for callers and reports.
-    """
-
-    def __init__(self, message: str, *, hint: str | None = None, what: str = "", where: str = "",
-                 seconds: float = 0.0, elapsed: float = 0.0) -> None:
-        super().__init__(message, hint=hint)
-        self.what = what
-        self.where = where
-        self.seconds = seconds
-        self.elapsed = elapsed
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,11 @@
     ├── PlanError                the upgrade plan file is invalid (names the field and what is valid)
     ├── NodeError                a Kong node misbehaves
     │   ├── NodeUnreachable      no TCP/HTTP answer within the timeout
+    │   │   └── NodeTooSlow      a call did not finish within its total deadline (also a DeadlineExceeded)
     │   ├── BadResponse          an answer that is not what Kong sends (garbage, wrong shape)
+    │   │   └── AnswerTooLarge   an answer over the client's size cap (reading stopped at the cap)
     │   └── NodeStartError       a node the harness started did not become ready
+    ├── DeadlineExceeded         a total deadline passed (what, where, the limit, the time taken)
     ├── AdminAPIError            Kong answered with an error status; carries Kong's own message
     ├── ReadOnlyViolation        a write was attempted through cluster X's read-only view
     ├── ConfigError              a declarative configuration is invalid or cannot be captured
@@ -105,3 +108,30 @@ class WaitTimeout(HarnessError):
 
 class LedgerError(HarnessError):
     """A stage cannot run or resume."""
+
+
+class DeadlineExceeded(HarnessError):
+    """A total deadline passed: names what timed out, where, its limit, how long it ran, and the next step.
+
+    ``what``, ``where``, ``seconds`` (the limit) and ``elapsed`` are kept for callers and reports.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, what: str = "", where: str = "",
+                 seconds: float = 0.0, elapsed: float = 0.0) -> None:
+        super().__init__(message, hint=hint)
+        self.what = what
+        self.where = where
+        self.seconds = seconds
+        self.elapsed = elapsed
+
+
+class NodeTooSlow(NodeUnreachable, DeadlineExceeded):
+    """A call to a node did not finish within its total deadline (a silent, dripping or stuck node).
+
+    Both a :class:`NodeUnreachable` (callers that handle a node that does not answer handle it) and a
+    :class:`DeadlineExceeded` (what, where, the limit and the time taken).
+    """
+
+
+class AnswerTooLarge(BadResponse):
+    """A node's answer was larger than the client's maximum answer size; reading stopped at the limit."""

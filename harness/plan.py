@@ -467,6 +467,14 @@ class DifferentialPlan(_Section):
     concurrency: Annotated[int, Field(ge=1, le=64), Expect("requests in flight at once")] = 8
 
 
+class AdminPlan(_Section):
+    """Limits of the harness's Admin API calls (harness.deadline.CallBudget)."""
+
+    max_call_seconds: Annotated[float, Field(gt=0, le=3600), Expect(
+        "seconds any one Admin API call may take at most (each call gets a base plus a per-MiB allowance "
+        "up to this cap; raise it for a real Kong that loads very large configs slowly)")] = 300.0
+
+
 class NotifyPlan(_Section):
     """Called on each stage verdict, each rollback and the final verdict with a small JSON body."""
 
@@ -593,6 +601,7 @@ class Plan(_Section):
     considerations: ConsiderationsPlan = Field(default_factory=ConsiderationsPlan)
     credentials: Credentials = Field(default_factory=Credentials)
     differential: DifferentialPlan = Field(default_factory=DifferentialPlan)
+    admin: AdminPlan = Field(default_factory=AdminPlan)
     notify: NotifyPlan = Field(default_factory=NotifyPlan)
 
     _path: Path | None = PrivateAttr(None)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from harness.admin import AdminClient, ReadOnlyAdmin, StatusClient
+from harness.deadline import CallBudget
 from harness.errors import HarnessError
 from harness.model import Node
 
@@ -21,7 +22,8 @@ class _AuditTransport(httpx.HTTPTransport):
     """Records the method of every request that reaches the network (behind the read-only guard)."""
 
     def __init__(self, log: list[str]) -> None:
-        super().__init__()
+        # no keep-alive, as the admin client's own transport: its deadline watchdog needs each call's socket
+        super().__init__(limits=httpx.Limits(max_keepalive_connections=0))
         self._log = log
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -41,8 +43,10 @@ class XAudit:
 class Clients:
     """Admin/Status clients by URL; ``close()`` closes them all. No I/O until a client is used."""
 
-    def __init__(self, admin_token: str | None = None) -> None:
+    def __init__(self, admin_token: str | None = None, *, max_call_seconds: float | None = None) -> None:
         self._token = admin_token
+        # every call's total deadline: a base plus a per-MiB allowance, capped by the plan's admin.max_call_seconds
+        self._budget = CallBudget(cap=max(max_call_seconds, CallBudget().base)) if max_call_seconds else None
         self._x_methods: list[str] = []
         self._x_admin: dict[str, ReadOnlyAdmin] = {}
         self._y_admin: dict[str, AdminClient] = {}
@@ -57,7 +61,7 @@ class Clients:
             raise HarnessError(f"{node} has no Admin API (a data plane)", hint="read its control plane instead")
         if node.admin_url not in self._x_admin:
             self._x_admin[node.admin_url] = ReadOnlyAdmin(
-                node.admin_url, token=self._token, transport=_AuditTransport(self._x_methods))
+                node.admin_url, token=self._token, transport=_AuditTransport(self._x_methods), budget=self._budget)
         return self._x_admin[node.admin_url]
 
     def y_admin(self, node: Node) -> AdminClient:
@@ -68,7 +72,7 @@ class Clients:
         if node.admin_url is None:
             raise HarnessError(f"{node} has no Admin API (a data plane)", hint="write to its control plane")
         if node.admin_url not in self._y_admin:
-            self._y_admin[node.admin_url] = AdminClient(node.admin_url, token=self._token)
+            self._y_admin[node.admin_url] = AdminClient(node.admin_url, token=self._token, budget=self._budget)
         return self._y_admin[node.admin_url]
 
     def admin(self, node: Node) -> ReadOnlyAdmin | AdminClient:
@@ -81,7 +85,7 @@ class Clients:
         if url is None:
             raise HarnessError(f"{node} has neither a Status API nor an Admin API URL")
         if url not in self._status:
-            self._status[url] = StatusClient(url)
+            self._status[url] = StatusClient(url, budget=self._budget)
         return self._status[url]
 
     def x_audit(self) -> XAudit:

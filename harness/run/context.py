@@ -88,7 +88,7 @@ class RunContext:
         rec = self.record
         rec.plan_name, rec.mode, rec.splitter = self.plan.name, self.plan.mode, self.plan.traffic.splitter
         rec.x_version, rec.y_version = self.plan.x.version or "", self.plan.y_version
-        self._clients = Clients(self.admin_token)
+        self._clients = Clients(self.admin_token, max_call_seconds=self.plan.admin.max_call_seconds)
         self._upstream = Upstream(self.plan, self.work_dir, self.log, port=self.upstream_port)
         self._clusters = Clusters(self.plan, run_id=self.run_id, work_dir=self.work_dir, clients=self._clients,
                                   upstream=self._upstream, record=rec, log=self.log, x_provider=x, y_provider=y)

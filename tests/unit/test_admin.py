@@ -9,8 +9,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from harness.admin import AdminClient, NodeTooSlow, ReadOnlyAdmin, StatusClient
-from harness.errors import AdminAPIError, BadResponse, NodeUnreachable, ReadOnlyViolation
+from harness.admin import AdminClient, ReadOnlyAdmin, StatusClient
+from harness.errors import AdminAPIError, BadResponse, NodeTooSlow, NodeUnreachable, ReadOnlyViolation
 
 BASE = "http://127.0.0.1:8001"
 TOKEN = "s3cr3t-admin-token-value"

@@ -36,8 +36,8 @@ from harness.admin import (
     ReadOnlyAdmin,
     StatusClient,
 )
-from harness.deadline import CallBudget, Deadline, DeadlineExceeded, MiB
-from harness.errors import AdminAPIError, BadResponse, HarnessError, NodeUnreachable
+from harness.deadline import CallBudget, Deadline, MiB
+from harness.errors import AdminAPIError, BadResponse, DeadlineExceeded, HarnessError, NodeUnreachable
 
 #: every call's total deadline in these tests (the budget's base; nothing is sent, so no per-MiB part)
 DEADLINE = 1.0
