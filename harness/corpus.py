@@ -4,9 +4,9 @@ The same corpus is sent to X and to Y (differential checks) and drives the probe
 one request; a route under key-auth gives three (a good key, no key, a wrong key). Keys are read
 from the configuration to build requests and are never part of a request's name or repr.
 
-Each request carries its route's :class:`RouteClass` (the service's upstream, the auth plugins that
-run on the route, the other plugins, the methods): ``harness.sampling`` samples the corpus by it at
-real sizes, and :class:`Coverage` says what a sample covers.
+Each request carries its route's :class:`RouteClass` (how it reaches its service, the auth plugins
+that run on the route, the other plugins, the methods) and its upstream: ``harness.sampling`` samples
+the corpus by them at real sizes, and :class:`Coverage` says what a sample covers.
 """
 
 from __future__ import annotations
@@ -51,11 +51,15 @@ class KeyAuth:
 class RouteClass:
     """The stratum a route's requests are sampled in: routes of one class are expected to behave alike.
 
-    ``service`` is the service's upstream (``protocol://host:port``; ``-`` for a route without one), not its
-    name: 10,000 services pointing at one upstream are one class, so a budget smaller than the number of
-    services still covers every class. ``auth`` names the auth plugins that run on the route (key-auth
-    with the settings that change its answers), ``plugins`` the other plugins, ``methods`` the route's
-    methods (``*`` for any).
+    ``service`` is how a request reaches the service, not which service: the service's protocol and
+    whether it adds a path (``http+path``; ``-`` for a route without a service), and the route's settings
+    that change what the upstream receives or what matches when they differ from Kong's defaults
+    (``strip_path=false``, ``preserve_host``, ``path_handling=v1``; KONG-FACTS §6.4) or its kind of match
+    (``regex``, ``hosts``, ``headers``). Which upstream it reaches is each request's ``upstream``: a sample
+    spreads over upstreams within a class. So 10,000 services, each with its own host, are a handful of
+    classes, and a budget smaller than the number of services still covers every class. ``auth`` names the
+    auth plugins that run on the route (key-auth with the settings that change its answers), ``plugins``
+    the other plugins, ``methods`` the route's methods (``*`` for any).
     """
 
     service: str
@@ -82,6 +86,7 @@ class CorpusRequest:
     credential_fingerprint: str | None = None
     consumer: str | None = None
     route_class: RouteClass | None = None
+    upstream: str = ""        # the service's upstream, protocol://host:port ("-" without a service)
 
     def header_dict(self) -> dict[str, str]:
         return dict(self.headers)
@@ -284,20 +289,43 @@ def _key_auth(rank: int, plugin: Mapping[str, Any]) -> KeyAuth:
 _DEFAULT_PORTS = {"https": 443, "grpcs": 443, "tls": 443}
 
 
-def _service_target(svc: Mapping[str, Any] | None) -> str:
-    """A service's upstream as ``protocol://host:port`` (its ``url`` or its parts)."""
-    if not svc:
-        return "-"
+def _service_parts(svc: Mapping[str, Any]) -> tuple[str, str, int | None, str | None]:
+    """A service's protocol, host, port and path, from its ``url`` shorthand or its fields."""
     if svc.get("url"):
         parts = urlsplit(str(svc["url"]))
-        protocol, host, port = parts.scheme or "http", parts.hostname or "", parts.port
-    else:
-        protocol, host, port = str(svc.get("protocol") or "http"), str(svc.get("host") or ""), svc.get("port")
+        return parts.scheme or "http", parts.hostname or "", parts.port, parts.path or None
+    port = svc.get("port")
+    return (str(svc.get("protocol") or "http"), str(svc.get("host") or ""), port if isinstance(port, int) else None,
+            svc.get("path") or None)
+
+
+def _upstream(svc: Mapping[str, Any] | None) -> str:
+    """A service's upstream as ``protocol://host:port``; ``-`` for none."""
+    if not svc:
+        return "-"
+    protocol, host, port, _ = _service_parts(svc)
     return f"{protocol}://{host}:{port or _DEFAULT_PORTS.get(protocol, 80)}"
 
 
+def _forwarding(svc: Mapping[str, Any] | None, route: Mapping[str, Any], regex: bool) -> str:
+    """How a route's requests reach its service (:class:`RouteClass`'s ``service``)."""
+    parts = ["-"]
+    if svc:
+        protocol, _, _, path = _service_parts(svc)
+        parts = [protocol + ("+path" if path and path != "/" else "")]
+    if route.get("strip_path") is False:
+        parts.append("strip_path=false")
+    if route.get("preserve_host") is True:
+        parts.append("preserve_host")
+    if (route.get("path_handling") or "v0") != "v0":
+        parts.append(f"path_handling={route['path_handling']}")
+    parts += [flag for flag, on in (("regex", regex), ("hosts", bool(route.get("hosts"))),
+                                    ("headers", bool(route.get("headers")))) if on]
+    return " ".join(parts)
+
+
 def _route_class(view: _View, route: Mapping[str, Any], applied: Mapping[str, tuple[int, Mapping[str, Any]]],
-                 key_auth: KeyAuth | None) -> RouteClass:
+                 key_auth: KeyAuth | None, regex: bool) -> RouteClass:
     auth = []
     for name in sorted(n for n in applied if n in AUTH_PLUGINS):
         if name == "key-auth" and key_auth is not None:
@@ -309,7 +337,7 @@ def _route_class(view: _View, route: Mapping[str, Any], applied: Mapping[str, tu
             name = f"key-auth[{','.join(flags)}]" if flags else name
         auth.append(name)
     methods = tuple(sorted({str(m).upper() for m in route.get("methods") or []})) or ("*",)
-    return RouteClass(_service_target(view.services.get(_ref(route.get("service")) or "")), tuple(auth),
+    return RouteClass(_forwarding(view.services.get(_ref(route.get("service")) or ""), route, regex), tuple(auth),
                       tuple(sorted(n for n in applied if n not in AUTH_PLUGINS)), methods)
 
 
@@ -366,10 +394,11 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
         if not paths:
             skipped.append(f"{label}: no paths (host/header-only routes are not probed)")
             continue
-        path = next((p for p in (sample_path(x) for x in paths) if p is not None), None)
-        if path is None:
+        found = next(((raw, p) for raw in paths if (p := sample_path(raw)) is not None), None)
+        if found is None:
             skipped.append(f"{label}: no sample request path could be derived from {paths}")
             continue
+        raw_path, path = found
         method = (route.get("methods") or ["GET"])[0]
         headers: list[tuple[str, str]] = [("Host", (route.get("hosts") or [PROBE_HOST])[0])]
         for name, values in (route.get("headers") or {}).items():
@@ -377,26 +406,29 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
                 headers.append((name, str(values[0])))
         applied = _plugins_for(view, plugin_index, route)
         key_auth = _key_auth(*applied["key-auth"]) if "key-auth" in applied else None
-        klass = _route_class(view, route, applied, key_auth)
+        klass = _route_class(view, route, applied, key_auth, raw_path.startswith("~"))
+        upstream = _upstream(view.services.get(_ref(route.get("service")) or ""))
         if key_auth is None:
-            requests.append(CorpusRequest(f"{label}", label, method, path, tuple(headers), route_class=klass))
+            requests.append(CorpusRequest(f"{label}", label, method, path, tuple(headers), route_class=klass,
+                                          upstream=upstream))
             continue
         key_header = key_auth.key_names[0]
         requests.append(CorpusRequest(f"{label}/no-key", label, method, path, tuple(headers), "missing", key_auth,
-                                      route_class=klass))
+                                      route_class=klass, upstream=upstream))
         # the wrong key goes where the plugin reads keys (KONG-FACTS §4): elsewhere it is a missing key
         if key_auth.key_in_header:
             requests.append(
                 CorpusRequest(
                     f"{label}/wrong-key", label, method, path,
                     (*headers, (key_header, WRONG_KEY)), "invalid", key_auth, route_class=klass,
+                    upstream=upstream,
                 )
             )
         elif key_auth.key_in_query:
             wrong_path = f"{path}{'&' if '?' in path else '?'}{urlencode({key_header: WRONG_KEY})}"
             requests.append(CorpusRequest(
                 f"{label}/wrong-key", label, method, wrong_path, tuple(headers), "invalid", key_auth,
-                route_class=klass,
+                route_class=klass, upstream=upstream,
             ))
         if credentials and key_auth.key_in_header:
             cred = credentials[0]
@@ -407,6 +439,7 @@ def build_corpus(config: Mapping[str, Any]) -> Corpus:
                 CorpusRequest(
                     f"{label}/good-key", label, method, path, (*headers, (key_header, key)), "good",
                     key_auth, fingerprint(key), consumer.get("username") or consumer.get("custom_id"), klass,
+                    upstream,
                 )
             )
     for cred in credentials:

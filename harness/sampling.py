@@ -3,8 +3,9 @@
 20,000 routes give about 25,000 requests, too many to send to every node at each stage. :func:`sample_corpus`
 chooses all of them when they fit the budget; beyond it a stratified sample over route classes
 (:class:`harness.corpus.RouteClass`) that keeps at least one request of every class, fills the rest in
-proportion to each class's routes, and is the same for the same corpus, budget and seed, so a resumed run
-sends the same requests. The differential (staging), the scale smoke and the probe's mix all sample this way.
+proportion to each class's routes (spread over the upstreams they reach), and is the same for the same
+corpus, budget and seed, so a resumed run sends the same requests. The differential (staging), the scale
+smoke and the probe's mix all sample this way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from harness.corpus import SEED, Corpus, Coverage, RouteClass
@@ -64,6 +65,21 @@ def apportion(total: int, weights: Sequence[int], caps: Sequence[int], floors: S
     return out
 
 
+def _spread(routes: Mapping[str, list[tuple[int, str]]], upstream_of: Callable[[str], str], seed: int
+            ) -> list[list[tuple[int, str]]]:
+    """A class's routes in the order the sample takes them: round robin over the upstreams they reach (in a
+    seeded order), each upstream's routes in a seeded order; so a sample of a class reaches as many
+    upstreams as it can before any upstream twice."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for route in routes:
+        groups[upstream_of(route)].append(route)
+    keyed = []
+    for upstream, members in groups.items():
+        members.sort(key=lambda route: (_rank(seed, route), route))
+        keyed += [((turn, _rank(seed, upstream), upstream), route) for turn, route in enumerate(members)]
+    return [routes[route] for _, route in sorted(keyed)]
+
+
 def _pick(routes: Sequence[Sequence[tuple[int, str]]], count: int) -> list[int]:
     """``count`` request indices from a class's routes (in shuffled order, each with its requests as
     ``(index, variant)``): every route once before any route twice, and at each pick the variant (no key,
@@ -90,23 +106,25 @@ def sample_corpus(corpus: Corpus, budget: int, *, seed: int = SEED) -> Corpus:
 
     Beyond the budget, a stratified sample by :class:`RouteClass`: every class keeps one request (each of
     its variants when the budget allows: no key, a wrong key, a good key); the rest of the budget goes to
-    the classes in proportion to their routes, and within a class to routes in a seeded order, every route
-    once before any route twice. So a budget of at least the routes (counting a class with fewer routes
-    than variants as its variants) probes every route. The same corpus, budget and seed give the same
-    requests, in corpus order. Should the classes outnumber the budget, one request per class is still
-    chosen, and the coverage says how far over the budget that is.
+    the classes in proportion to their routes, and within a class to routes in a seeded order that visits
+    every upstream before any twice, every route once before any route twice. So a budget of at least the
+    routes (counting a class with fewer routes than variants as its variants) probes every route. The same
+    corpus, budget and seed give the same requests, in corpus order. Should the classes outnumber the
+    budget, one request per class is still chosen, and the coverage says how far over the budget that is.
     """
     if budget < 1:
         raise ValueError(f"a corpus budget needs at least 1 request, got {budget}")
     requests = corpus.requests
     by_class: dict[RouteClass | None, dict[str, list[tuple[int, str]]]] = defaultdict(lambda: defaultdict(list))
+    by_class_first: dict[str, int] = {}
     for i, req in enumerate(requests):
         by_class[req.route_class][req.route].append((i, req.auth))
+        by_class_first.setdefault(req.route, i)
     classes = sorted(by_class, key=lambda c: (c is not None, c or RouteClass("")))
     if len(requests) <= budget:
         chosen = list(range(len(requests)))
     else:
-        ordered = [[reqs for _, reqs in sorted(by_class[c].items(), key=lambda kv: (_rank(seed, kv[0]), kv[0]))]
+        ordered = [_spread(by_class[c], lambda route: requests[by_class_first[route]].upstream, seed)
                    for c in classes]
         variants = [max(len(r) for r in routes) for routes in ordered]
         floors = variants if sum(variants) <= budget else [1] * len(classes)

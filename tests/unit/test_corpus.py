@@ -269,38 +269,67 @@ def test_every_sampled_regex_path_is_matched_by_its_regex() -> None:
 
 # --- route classes ----------------------------------------------------------------------------------
 
-def test_a_route_class_is_the_upstream_the_plugins_and_the_methods() -> None:
+def test_a_route_class_is_how_it_forwards_its_plugins_and_its_methods() -> None:
     cfg = config(svc_plugins=[key_auth(hide_credentials=True), {"name": "rate-limiting"}],
                  route={"methods": ["post", "GET"]})
     cfg["plugins"] = [{"name": "cors"}, {"name": "basic-auth", "consumer": "u"}]  # a consumer's: not on the route
-    klass = build_corpus(cfg).requests[0].route_class
-    assert klass == RouteClass("http://127.0.0.1:9", ("key-auth[hide_credentials]",), ("cors", "rate-limiting"),
-                               ("GET", "POST"))
-    assert klass.render() == ("http://127.0.0.1:9 auth=key-auth[hide_credentials] plugins=cors,rate-limiting "
-                              "methods=GET,POST")
-    assert {r.route_class for r in build_corpus(cfg).requests} == {klass}, "every variant of a route: one class"
+    corpus = build_corpus(cfg)
+    klass = corpus.requests[0].route_class
+    assert klass == RouteClass("http", ("key-auth[hide_credentials]",), ("cors", "rate-limiting"), ("GET", "POST"))
+    assert klass.render() == "http auth=key-auth[hide_credentials] plugins=cors,rate-limiting methods=GET,POST"
+    assert {(r.route_class, r.upstream) for r in corpus.requests} == {(klass, "http://127.0.0.1:9")}, \
+        "every variant of a route: one class, one upstream"
 
 
 @pytest.mark.parametrize(
-    ("service", "target"),
+    ("service", "forwarding", "upstream"),
     [
-        ({"url": "https://api.example.test/v1"}, "https://api.example.test:443"),
-        ({"url": "http://10.0.0.1:8080"}, "http://10.0.0.1:8080"),
-        ({"protocol": "grpcs", "host": "g.example.test"}, "grpcs://g.example.test:443"),
-        ({"host": "h.example.test", "port": 81}, "http://h.example.test:81"),
+        ({"url": "https://api.example.test/v1"}, "https+path", "https://api.example.test:443"),
+        ({"url": "http://10.0.0.1:8080"}, "http", "http://10.0.0.1:8080"),
+        ({"protocol": "grpcs", "host": "g.example.test"}, "grpcs", "grpcs://g.example.test:443"),
+        ({"host": "h.example.test", "port": 81, "path": "/api"}, "http+path", "http://h.example.test:81"),
     ],
 )
-def test_the_class_names_the_services_upstream_not_its_name(service: dict[str, Any], target: str) -> None:
+def test_the_class_names_how_a_route_reaches_its_service_and_the_request_its_upstream(
+        service: dict[str, Any], forwarding: str, upstream: str) -> None:
     cfg = config()
     cfg["services"][0] = {**{k: v for k, v in cfg["services"][0].items() if k != "url"}, **service}
-    klass = build_corpus(cfg).requests[0].route_class
-    assert klass is not None and (klass.service, klass.auth, klass.methods) == (target, (), ("*",))
+    req = build_corpus(cfg).requests[0]
+    assert req.route_class is not None
+    assert (req.route_class.service, req.route_class.auth, req.route_class.methods) == (forwarding, (), ("*",))
+    assert req.upstream == upstream
 
 
-def test_a_route_without_a_service_is_its_own_upstream_class() -> None:
+@pytest.mark.parametrize(
+    ("route", "forwarding"),
+    [
+        ({"strip_path": True, "preserve_host": False, "path_handling": "v0"}, "http"),   # Kong's defaults
+        ({"strip_path": False}, "http strip_path=false"),
+        ({"preserve_host": True, "path_handling": "v1"}, "http preserve_host path_handling=v1"),
+        ({"paths": ["~/r/\\d+$"], "hosts": ["a.example.test"]}, "http regex hosts"),
+        ({"headers": {"x-v": ["2"]}}, "http headers"),
+    ],
+)
+def test_route_settings_that_change_forwarding_or_matching_split_classes(route: dict[str, Any],
+                                                                          forwarding: str) -> None:
+    klass = build_corpus(config(route=route)).requests[0].route_class
+    assert klass is not None and klass.service == forwarding
+
+
+def test_a_route_without_a_service_is_its_own_class() -> None:
     corpus = build_corpus({"routes": [{"name": "lone", "paths": ["/lone"]}]})
-    assert corpus.requests[0].route_class == RouteClass("-")
+    assert (corpus.requests[0].route_class, corpus.requests[0].upstream) == (RouteClass("-"), "-")
     assert corpus.routes_total == 1
+
+
+def test_within_a_class_the_sample_reaches_every_upstream_before_any_twice() -> None:
+    cfg: dict[str, Any] = {"services": [
+        {"name": f"s{i}", "url": f"http://backend-{i % 10}.internal:80{i % 10}",
+         "routes": [{"name": f"r{i}", "paths": [f"/r{i}"]}]} for i in range(200)]}
+    corpus = build_corpus(cfg)
+    assert len(corpus.classes()) == 1
+    chosen = sample_corpus(corpus, 10).requests
+    assert len({r.upstream for r in chosen}) == 10
 
 
 # --- a real-size config: 10,000 services, 20,000 routes, 10,000 consumers with keys -------------------
