@@ -40,7 +40,13 @@ from harness.errors import (
     WaitTimeout,
 )
 from harness.ledger import STAGES, Ledger, Verdict
-from harness.messages import behaviour_difference, config_drift, gate_failed, infrastructure_problem
+from harness.messages import (
+    behaviour_difference,
+    config_drift,
+    could_not_judge,
+    gate_failed,
+    infrastructure_problem,
+)
 from harness.plan import Plan, load_plan, parse_plan
 from harness.record import RunRecord, build_summary
 from harness.run.context import RunContext
@@ -90,6 +96,7 @@ __all__ = [
     "check_upgrade",
     "checks",
     "config_drift",
+    "could_not_judge",
     "diff",
     "explain",
     "gate_failed",

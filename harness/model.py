@@ -55,6 +55,37 @@ class Node:
         return f"{self.name}[{self.spec}]"
 
 
+@dataclass(frozen=True)
+class NodeState:
+    """What a node is doing now (``NodeProvider.state``).
+
+    ``status`` is Docker's (``running``, ``exited``, ``dead``, ``restarting`` ...), ``missing`` when the
+    container is gone without the harness stopping it, or ``stopped`` when the harness stopped it.
+    """
+
+    node: str
+    status: str
+    exit_code: int | None = None
+    log_tail: str = field(default="", repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def exited(self) -> bool:
+        """True when it stopped without being asked to (crashed, killed, or removed behind our back)."""
+        return self.status in ("exited", "dead", "missing")
+
+    def __str__(self) -> str:
+        if self.status == "running":
+            return f"{self.node} is running"
+        code = f" with code {self.exit_code}" if self.exit_code is not None else ""
+        lines = "\n".join("    " + line for line in self.log_tail.splitlines()) or "    (no output)"
+        return f"{self.node} {self.status}{code}; its last log lines:\n{lines}"
+
+
+
 # ---- the probe's records -----------------------------------------------------------------------------
 
 

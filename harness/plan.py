@@ -407,6 +407,9 @@ class TrafficPlan(_Section):
     # 5 s x 200 req/s x 5 % = 50 Y answers in the first default step: the default min_samples
     hold_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     soak_seconds: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    max_hold_seconds: Annotated[float, Field(gt=0, le=86400), Expect(
+        "seconds a step's hold may extend to when it has too few samples (default: 3 x hold_seconds)")
+    ] | None = None
     command: CommandSplitter | None = None
     pause_after: Annotated[tuple[Percent, ...], Strict(False), Field(max_length=100), Expect(
         "steps (from traffic.steps, not 100) after which the run ends with the weights held, to be resumed "
@@ -434,6 +437,18 @@ class TrafficPlan(_Section):
                            "before decommission)", None))
         _fail_all(issues)
         return steps
+
+    @property
+    def max_hold(self) -> float:
+        """The longest a step may hold: ``max_hold_seconds``, else three holds."""
+        return self.max_hold_seconds if self.max_hold_seconds is not None else 3 * self.hold_seconds
+
+    @model_validator(mode="after")
+    def _max_hold(self) -> TrafficPlan:
+        if self.max_hold_seconds is not None and self.max_hold_seconds < self.hold_seconds:
+            raise _fail(f"is {self.max_hold_seconds:g}, shorter than hold_seconds ({self.hold_seconds:g}); expected "
+                        "at least the hold", at=("max_hold_seconds",))
+        return self
 
     @model_validator(mode="after")
     def _pauses(self) -> TrafficPlan:

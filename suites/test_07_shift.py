@@ -8,7 +8,7 @@ the stage; the later steps are skipped.
 
 import pytest
 
-from harness import Plan, Shift, gate_failed
+from harness import Plan, Shift, could_not_judge, gate_failed
 
 pytestmark = pytest.mark.stage("shift")
 
@@ -19,18 +19,20 @@ def test_splitter_in_front_of_x_and_y(shift: Shift, plan: Plan, stage_figures) -
     stage_figures("splitter", f"{plan.traffic.splitter} at {splitter.listen_url}")
 
 
-def test_shift_step(shift: Shift, shift_step: int, evidence, stage_figures) -> None:
+def test_shift_step(shift: Shift, shift_step: int, evidence, stage_figures, report_step) -> None:
     if shift.stopped_reason:
-        pytest.skip(f"gate closed: {shift.stopped_reason}")
+        pytest.skip("gate closed: an earlier step failed")
     step = shift.step(shift_step)
+    report_step(step)  # every gate threshold, observed vs limit, on the terminal and the sign-off page
     evidence.attach_csv(f"probe window at {shift_step} % Y", step.window_csv)
     evidence.attach_json(f"gate figures at {shift_step} % Y", step.gate_dict())
     stage_figures("steps_passed", shift.steps_passed)
     if step.failed:
+        nodes = shift.attribution(step)
         rollback = shift.roll_back(step.reason)
         evidence.attach_json("rollback evidence", rollback.to_dict())
-        pytest.fail(gate_failed(
-            f"at {shift_step} % Y: {step.reason}. Rolled back: all traffic on X "
-            f"{rollback.seconds_to_proof:.2f} s after the decision, proven by {rollback.requests_after} "
-            f"probe requests answered by X ({rollback.y_hits_after} reached Y)."
-        ))
+        rolled = (f"Rolled back: all traffic on X {rollback.seconds_to_proof:.2f} s after the decision, proven by "
+                  f"{rollback.requests_after} probe requests answered by X ({rollback.y_hits_after} reached Y).")
+        detail = f"at {shift_step} % Y: {step.reason}. {rolled}" + (f"\nNodes:\n{nodes}" if nodes else "")
+        # an inconclusive step is not a verdict on Y: the harness could not judge it
+        pytest.fail(could_not_judge(detail) if step.gate.outcome == "inconclusive" else gate_failed(detail))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from harness.model import Cluster, ClusterCert, Node, Role
+from harness.model import Cluster, ClusterCert, Node, NodeState, Role
 
 
 @dataclass(frozen=True)
@@ -42,5 +42,9 @@ class NodeProvider(Protocol):
     def stop(self, node: Node) -> None: ...
 
     def logs(self, node: Node, tail: int = 50) -> str: ...
+
+    def state(self, node: Node, tail: int = 30) -> NodeState:
+        """Whether the node still runs; if not, how it ended (exit code) and its last log lines."""
+        ...
 
     def close(self) -> None: ...

@@ -60,9 +60,9 @@ from testcontainers.core.container import DockerContainer  # noqa: E402
 from testcontainers.core.network import Network  # noqa: E402
 
 from harness.errors import NodeError, NodeStartError  # noqa: E402
-from harness.model import Node  # noqa: E402
+from harness.model import Node, NodeState  # noqa: E402
 from harness.nodes.base import NodeRequest  # noqa: E402
-from harness.nodes.container_state import KongReadyWait, NodeState  # noqa: E402
+from harness.nodes.container_state import KongReadyWait  # noqa: E402
 from harness.nodes.postgres import Database, database_for_cp, stop_database  # noqa: E402
 from harness.nodes.process import ADDRESS_IN_USE, check_request, fault_settings, hybrid_settings  # noqa: E402
 from harness.nodes.spec import NodeSpec, parse_spec, ready_check  # noqa: E402

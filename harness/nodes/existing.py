@@ -12,7 +12,7 @@ import httpx
 
 from harness.admin import NodeInfo, ReadOnlyAdmin, StatusClient
 from harness.errors import NodeError, NodeUnreachable
-from harness.model import Node, Role
+from harness.model import Node, NodeState, Role
 from harness.nodes.base import NodeRequest
 from harness.nodes.spec import parse_spec
 
@@ -93,6 +93,18 @@ class ExistingProvider:
 
     def logs(self, node: Node, tail: int = 50) -> str:
         return f"(no logs: {node} was not started by the harness; read them where it runs)"
+
+    def state(self, node: Node, tail: int = 30) -> NodeState:
+        """An existing node's process is not the harness's to see: running while it answers."""
+        url = node.status_url or node.admin_url
+        if url is None:
+            return NodeState(node.name, "unknown", None, "(no Admin or Status API URL to ask)")
+        try:
+            self._status(node.name, url) if node.status_url else self._root(node.name, url)
+        except NodeError as exc:
+            return NodeState(node.name, "missing", None, f"(not started by the harness; it does not answer: "
+                                                          f"{exc.message})")
+        return NodeState(node.name, "running")
 
     def close(self) -> None:
         """Nothing to release: existing nodes outlive the run."""

@@ -32,7 +32,7 @@ from typing import IO
 import httpx
 
 from harness.errors import NodeError, NodeStartError
-from harness.model import Node
+from harness.model import Node, NodeState
 from harness.nodes.base import NodeRequest
 from harness.nodes.spec import NodeSpec, ReadyCheck, parse_spec, ready_check
 from harness.ports import LOOPBACK, free_ports
@@ -132,6 +132,16 @@ class ProcessProvider:
         if path is None:
             return ""
         return _tail(path, tail)
+
+    def state(self, node: Node, tail: int = 30) -> NodeState:
+        """Whether the node's process still runs; if not, its exit code and last log lines."""
+        running = self._running.get(node.name)
+        if running is None:
+            return NodeState(node.name, "stopped", None, self.logs(node, tail))
+        code = running.proc.poll()
+        if code is None:
+            return NodeState(node.name, "running")
+        return NodeState(node.name, "exited", code, self.logs(node, tail))
 
     def close(self) -> None:
         errors: list[str] = []

@@ -395,6 +395,18 @@ class Clusters:
     def stop(self, node: Node) -> None:
         self.provider(node.provider).stop(node)
 
+    def describe(self, name: str) -> str | None:
+        """The provider's state of node ``name`` when it is not running (a crashed container's exit code and
+        last log lines); None for a running node or an unknown name."""
+        node = next((n for n in self.all_x() + self.all_y() if n.name == name), None)
+        if node is None:
+            return None
+        try:
+            state = self.provider(node.provider).state(node)
+        except Exception as exc:  # a provider that cannot tell must not hide the gate's own verdict
+            return f"{name}: its state could not be read ({type(exc).__name__}: {exc})"
+        return None if state.running else str(state)
+
     def close(self) -> list[str]:
         """Stop every node the run started (never an existing one); the problems met, if any."""
         errors = []
