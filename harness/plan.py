@@ -77,6 +77,7 @@ Role = Literal["dbless", "cp", "dp"]
 Upstream = Literal["echo", "none"]
 ConfigFormat = Literal["kong", "deck"]
 YLoad = Literal["backup", "keep"]
+GateSource = Literal["probe", "balancer", "prometheus"]
 ParityAgainst = Literal["x", "file"]
 FailOn = Literal["error", "warning", "never"]
 
@@ -472,6 +473,9 @@ class TrafficPlan(_Section):
 class ProbePlan(_Section):
     rate: Annotated[float, Field(gt=0, le=10_000), Expect("requests per second")] = 200.0
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    user_rate: Annotated[float, Field(ge=0, le=100_000), Expect(
+        "requests per second of user-like traffic (wrk, a request mix drawn from the corpus) sent beside the "
+        "probe in rehearsals; 0: none")] = 0.0
 
 
 class DifferentialPlan(_Section):
@@ -508,6 +512,17 @@ class GatePlan(_Section):
     min_samples: Annotated[int, Field(ge=1, le=10_000_000)] = 50
     max_probe_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.02
     observe_only: bool = False
+    sources: Annotated[tuple[GateSource, ...], Strict(False), Field(min_length=1, max_length=3), Expect(
+        "where the gates read traffic: probe (the harness's own requests), balancer (the splitter's per-server "
+        "counters: every request, the users' too), prometheus (Kong's Prometheus plugin on each node)")
+    ] = ("probe",)
+
+    @field_validator("sources", mode="after")
+    @classmethod
+    def _distinct_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise _fail(f"is {list(value)}, which names a source twice; expected each at most once")
+        return value
 
 
 class AllowEntry(_Section):
