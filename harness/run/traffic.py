@@ -3,15 +3,25 @@
 This part moves weights and measures; judging a step belongs to ``harness.checks.shift``. It is
 started once, explicitly, by the shift stage's first check (or by a resumed session's restore),
 and ``close()`` returns all traffic to X before it stops the splitter.
+
+With a :class:`Guard` (the run context always gives one) the splitter is also handed to the traffic
+supervisor (``harness.supervisor``), the dead man's switch: if this process dies with traffic split,
+the supervisor puts all traffic on X. Its recipe for that is built here, from the splitter
+(:func:`failsafe_for`). Every step checks the supervisor is still there; ``drain`` (decommission)
+disarms it first, since X is retired next; ``pause`` hands the held split over to it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -20,9 +30,22 @@ from harness.deadline import Deadline
 from harness.differential import batch_seconds, observe, request_timeout, run_bounded, shared_client
 from harness.errors import TrafficError
 from harness.model import Node, ProbeWindow
+from harness.nodes import BALANCER_FILE, BALANCER_PREFIX, OWNER_FILE
+from harness.nodes.leftovers import record_of
 from harness.plan import Plan
 from harness.sampling import sample_corpus
+from harness.supervisor import (
+    MISS_SECONDS,
+    NGINX_FAILSAFE_GENERATION,
+    CommandFailsafe,
+    Failsafe,
+    HAProxyFailsafe,
+    NginxFailsafe,
+    Supervisor,
+    start_time,
+)
 from harness.traffic import Backend, Probe, ProbeRequest, RollbackEvidence, Splitter, get_splitter, rollback
+from harness.traffic.base import server_weights
 
 ROLLBACK_PROOF_REQUESTS = 50     # consecutive answers from X, none failed, that prove a rollback
 ROLLBACK_PROOF_TIMEOUT_S = 10.0
@@ -72,17 +95,24 @@ def probe_mix(x: Node, corpus: Corpus, *, kinds: int = PROBE_KINDS, concurrency:
 class TrafficRun:
     """A started splitter (all weight on X at first) and a running probe through it."""
 
-    def __init__(self, splitter: Splitter, probe: Probe, folder: Path, log: Log) -> None:
+    def __init__(self, splitter: Splitter, probe: Probe, folder: Path, log: Log,
+                 supervisor: Supervisor | None = None, record: Path | None = None) -> None:
         self.splitter = splitter
         self.probe = probe
+        self.supervisor = supervisor
         self._folder = folder
         self._log = log
+        self._record = record            # the run's balancer.json (removed once the balancer is stopped)
+        self.paused: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"TrafficRun(listen={self.splitter.listen_url!r})"
 
     @classmethod
-    def start(cls, plan: Plan, x_nodes: list[Node], y_nodes: list[Node], corpus: Corpus, log: Log) -> TrafficRun:
+    def start(cls, plan: Plan, x_nodes: list[Node], y_nodes: list[Node], corpus: Corpus, log: Log, *,
+              guard: Guard | None = None, initial: tuple[int, int] = (100, 0)) -> TrafficRun:
+        """Start the splitter at ``initial`` (all on X, or a paused run's held split), hand it to the
+        supervisor when ``guard`` is given, then start the probe."""
         if not x_nodes or not y_nodes:
             raise TrafficError("the shift needs running X and Y nodes",
                                hint="preflight starts X, deploy and scale start Y")
@@ -92,12 +122,20 @@ class TrafficRun:
             backends.append(Backend(node.name, node.cluster, url.host, url.port or 80))
         kind = plan.traffic.splitter
         # a short folder: HAProxy's admin socket path must stay under the ~100 characters unix allows
-        folder = Path(tempfile.mkdtemp(prefix="kuh-lb-"))
-        splitter = get_splitter(kind, backends=backends, run_dir=folder, command=plan.traffic.command)
+        folder = Path(tempfile.mkdtemp(prefix=BALANCER_PREFIX))
+        splitter = _start_splitter(kind, backends, folder, plan)
+        supervisor: Supervisor | None = None
+        record: Path | None = None
         try:
-            splitter.start()
-            splitter.set_weights(100, 0)
-            log(f"splitter {kind} listening on {splitter.listen_url}: 100 % X, 0 % Y")
+            if guard is not None:
+                record = _record_balancer(splitter, folder, guard)
+            splitter.set_weights(*initial)
+            log(f"splitter {kind} listening on {splitter.listen_url}: {initial[0]} % X, {initial[1]} % Y")
+            if guard is not None:
+                supervisor = Supervisor.start(guard.work_dir / "supervisor", failsafe_for(splitter),
+                                              lock_fd=guard.lock_fd, miss_seconds=guard.miss_seconds)
+                log(f"traffic supervisor (pid {supervisor.pid}) holds the dead man's switch: if this run dies, "
+                    "all traffic returns to X")
             mix = probe_mix(x_nodes[0], corpus)
             probe = Probe(splitter.listen_url, mix, rate=plan.probe.rate, timeout=plan.probe.timeout_seconds,
                           version_sides={plan.x.version or "": "x", plan.y_version: "y"})
@@ -106,14 +144,24 @@ class TrafficRun:
             budget = (len(t.steps) + 2) * t.hold_seconds * 3 + t.soak_seconds + 300
             probe.start(count=int(plan.probe.rate * budget), duration=budget)
         except BaseException:
+            if supervisor is not None:
+                supervisor.close("the traffic run did not start")
             splitter.stop()
             shutil.rmtree(folder, ignore_errors=True)
+            if record is not None:
+                record.unlink(missing_ok=True)
             raise
         log(f"probe: {plan.probe.rate:g} req/s open loop through {splitter.listen_url}, {len(mix)} kinds of request")
-        return cls(splitter, probe, folder, log)
+        return cls(splitter, probe, folder, log, supervisor, record)
+
+    def check_guard(self) -> None:
+        """Each step: the supervisor must still be there (its death leaves the weights as they are)."""
+        if self.supervisor is not None:
+            self.supervisor.check()
 
     def set_weights(self, x: int, y: int) -> None:
         """Set the split and read it back from the balancer."""
+        self.check_guard()
         self.splitter.set_weights(x, y)
         seen = self.splitter.weights()
         if seen != (x, y):
@@ -128,6 +176,7 @@ class TrafficRun:
         closed = self.probe.now()
         window = self.probe.take_window(label=label, weights=weights)
         records = [r for r in window.records if r.scheduled >= opened]
+        self.check_guard()
         return ProbeWindow.of(records, label=label, weights=weights), opened, closed
 
     def roll_back(self, reason: str) -> RollbackEvidence:
@@ -137,11 +186,33 @@ class TrafficRun:
 
     def drain(self, nodes: list[Node]) -> None:
         self.set_weights(0, 100)
+        if self.supervisor is not None:   # X is drained and retired next: "all traffic to X" would hurt now
+            for problem in self.supervisor.disarm("decommission: all traffic is on Y and X is drained next"):
+                self._log(f"traffic supervisor: {problem}")
+            self.supervisor = None
         for node in nodes:
             self.splitter.drain(node.name)
 
+    def pause(self, until: float) -> tuple[int, int]:
+        """A deliberate pause: the probe stops, the supervisor holds the split (and the run lock) until
+        ``until`` (epoch seconds), then returns all traffic to X. The balancer keeps running."""
+        if self.supervisor is None:
+            raise TrafficError("a pause needs the traffic supervisor, and this traffic run has none",
+                               hint="start the traffic run with a Guard (RunContext.start_traffic does)")
+        weights = self.splitter.weights()
+        if self.probe.running:
+            self.probe.stop()
+        self.supervisor.pause(until, weights)
+        self.paused = weights
+        self._log(f"paused: X {weights[0]} % / Y {weights[1]} % held by the traffic supervisor "
+                  f"(pid {self.supervisor.pid}) until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(until))}")
+        return weights
+
     def close(self) -> list[str]:
-        """Stop the probe, return all traffic to X, stop the splitter. Never raises; the problems met."""
+        """Stop the probe, return all traffic to X, stop the splitter. Never raises; the problems met.
+        A paused run leaves all of it to the supervisor."""
+        if self.paused is not None:
+            return []
         errors: list[str] = []
         try:
             if self.probe.running:
@@ -154,9 +225,82 @@ class TrafficRun:
                 self._log("teardown: all traffic returned to X")
         except Exception as exc:
             errors.append(f"returning traffic to X: {exc}")
+        if self.supervisor is not None:
+            errors += self.supervisor.close()
         try:
             self.splitter.stop()
         except Exception as exc:
             errors.append(f"stopping the splitter: {exc}")
         shutil.rmtree(self._folder, ignore_errors=True)
+        if self._record is not None:
+            self._record.unlink(missing_ok=True)
         return errors
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What the dead man's switch needs from the run: its id, private folder and lock (the supervisor
+    holds the lock too, so no other run sweeps this one while it acts)."""
+
+    run_id: str
+    work_dir: Path
+    lock_fd: int | None = None
+    miss_seconds: float = MISS_SECONDS
+
+
+def _start_splitter(kind: str, backends: list[Backend], folder: Path, plan: Plan, attempts: int = 3) -> Splitter:
+    """Start the splitter; a balancer whose free port was taken meanwhile (another run on this machine)
+    is started again on another port."""
+    for attempt in range(1, attempts + 1):
+        splitter = get_splitter(kind, backends=backends, run_dir=folder, command=plan.traffic.command)
+        try:
+            splitter.start()
+            return splitter
+        except TrafficError as exc:
+            text = str(exc).lower()
+            if attempt == attempts or not any(m in text for m in ("address already in use", "cannot bind")):
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_balancer(splitter: Splitter, folder: Path, guard: Guard) -> Path:
+    """The balancer's pid record, in the run's folder and in the balancer's own temp folder, so a later
+    run can stop it and remove the folder once this run's lock is free (harness.nodes.sweep_dead_runs)."""
+    pid = getattr(splitter, "pid", None)
+    record: dict[str, Any] = record_of(pid) if isinstance(pid, int) else {}
+    record.update(kind=splitter.kind, folder=str(folder), run_id=guard.run_id, work_dir=str(guard.work_dir))
+    for path in (folder / OWNER_FILE, guard.work_dir / BALANCER_FILE):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh)
+    return guard.work_dir / BALANCER_FILE
+
+
+def failsafe_for(splitter: Splitter) -> Failsafe:
+    """The supervisor's recipe for all traffic on X, read from a started splitter (see harness.supervisor)."""
+    from harness.traffic.command import CommandSplitter
+    from harness.traffic.haproxy import SPLIT_BACKEND, HAProxySplitter
+    from harness.traffic.nginx import STATUS_PATH, NginxSplitter, render_config
+
+    if isinstance(splitter, HAProxySplitter | NginxSplitter):
+        on_x = server_weights(splitter.backends, 100, 0)
+        weights = tuple((b.name, on_x[b.name]) for b in splitter.backends)
+    if isinstance(splitter, HAProxySplitter):
+        return HAProxyFailsafe(str(splitter.socket_path), SPLIT_BACKEND, weights)
+    if isinstance(splitter, NginxSplitter):
+        pid = splitter.pid
+        assert pid is not None
+        text = render_config(splitter.backends, run_dir=splitter.run_dir, port=splitter.port, weights=on_x,
+                             drained=frozenset(), generation=NGINX_FAILSAFE_GENERATION, host=splitter.host)
+        return NginxFailsafe(str(splitter.config_path), text, pid, start_time(pid), splitter.host, splitter.port,
+                             STATUS_PATH, weights)
+    if isinstance(splitter, CommandSplitter):
+        def argv(template: str) -> tuple[str, ...]:
+            filled = splitter._argv(template, {"x": 100, "y": 0})   # the splitter's own placeholder rules
+            return (filled,) if isinstance(filled, str) else tuple(filled)
+
+        get = argv(splitter.get_command) if splitter.get_command else None
+        return CommandFailsafe(argv(splitter.set_command), get, splitter.shell, splitter.timeout, splitter.cwd)
+    raise TrafficError(f"no failsafe recipe for the {splitter.kind} splitter: the supervisor cannot return its "
+                       "traffic to X", hint="add one in harness/run/traffic.py (failsafe_for) and harness.supervisor")
