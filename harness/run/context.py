@@ -18,7 +18,10 @@ and is told what is missing; a resumed session brings back what its first stage 
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +30,17 @@ from harness.checks.backup import Backup, load_backup
 from harness.corpus import Corpus, build_corpus
 from harness.errors import HarnessError
 from harness.ledger import STAGES
-from harness.nodes import sweep
+from harness.locks import RUN_ENV, RunLock
+from harness.nodes import RUN_FILE, SWEPT_FILE, sweep, sweep_dead_runs
 from harness.plan import Plan
 from harness.record import RunRecord
 from harness.report.redact import SecretStore
 from harness.run.clients import Clients
 from harness.run.clusters import Clusters, resolve_provider
-from harness.run.traffic import TrafficRun
+from harness.run.traffic import Guard, TrafficRun
 from harness.run.upstream import Upstream
 from harness.rundir import RunDir
+from harness.supervisor import Held, take_over
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +67,9 @@ class RunContext:
     provider_notes: dict[str, str] = field(default_factory=dict)
     backup: Backup | None = None
     traffic: TrafficRun | None = None
+    held: Held | None = None                # a resumed session: what a paused run's supervisor held
+    pause_note: str | None = None           # this session ended in a deliberate pause
+    _lock: RunLock | None = None
     _clusters: Clusters | None = None
     _clients: Clients | None = None
     _upstream: Upstream | None = None
@@ -80,10 +88,16 @@ class RunContext:
         return work_root() / self.run_id
 
     def open(self) -> RunContext:
-        """Resolve the providers and make the private work folder (mode 0700)."""
+        """Make the private work folder (mode 0700), take over a paused split (resume), take the run
+        lock for the whole session, label what the run starts (``KUH_RUN_ID``), resolve the providers."""
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.held = take_over(self.work_dir / "supervisor")
+        self._lock = RunLock.acquire(self.work_dir)
+        os.environ[RUN_ENV] = self.run_id
+        (self.work_dir / SWEPT_FILE).unlink(missing_ok=True)
         x, self.provider_notes["x"] = resolve_provider(self.x_provider or self.plan.x.provider, self.plan.x.image)
         y, self.provider_notes["y"] = resolve_provider(self.y_provider or self.plan.y.provider, self.plan.y.image)
+        (self.work_dir / RUN_FILE).write_text(json.dumps({"providers": [x, y], "pid": os.getpid()}))
         self.secrets.add([self.admin_token])
         rec = self.record
         rec.plan_name, rec.mode, rec.splitter = self.plan.name, self.plan.mode, self.plan.traffic.splitter
@@ -111,19 +125,27 @@ class RunContext:
     def clusters(self) -> Clusters:
         return self._opened()[2]
 
+    def use_probe_rate(self, rate: float) -> None:
+        """Run the probe at ``rate`` instead of the plan's (preflight caps it at what this machine holds)."""
+        if rate != self.plan.probe.rate:
+            self.plan = self.plan.model_copy(update={"probe": self.plan.probe.model_copy(update={"rate": rate})})
+
     @property
     def echo_port(self) -> int | None:
         """The echo upstream's port once it runs (a resumed session reuses it)."""
         return self._upstream.echo_port if self._upstream is not None else None
 
-    def sweep_leftovers(self) -> None:
-        """Remove what an earlier, crashed session of this run left: its containers, network and
-        processes (each process checked through /proc to be the one the harness started)."""
-        docker = "docker" in (self.clusters.x_provider, self.clusters.y_provider)
-        result = sweep(self.run_id, run_dir=self.work_dir / "nodes", docker=docker)
-        if result.removed:
-            self.log(f"removed leftovers of an earlier session of this run: {result.containers or ''} "
-                     f"{result.networks or ''} {result.processes or ''}".strip())
+    def sweep_leftovers(self, *, resume: bool = True) -> list[str]:
+        """Remove what dead runs left (any plan, only runs whose lock is free: never a live or paused
+        run) and, on ``resume``, what an earlier session of this run left; say what was removed."""
+        c = self.clusters
+        results = [sweep(self.run_id, run_dir=self.work_dir / "nodes", work_dir=self.work_dir,
+                         docker="docker" in (c.x_provider, c.y_provider))] if resume else []
+        results += sweep_dead_runs(work_root(), skip=self.run_id)
+        lines = [r.line() for r in results if r.removed]
+        for line in lines:
+            self.log(f"removed leftovers of a dead run: {line}")
+        return lines
 
     # ---- results of earlier stages --------------------------------------------------------------
     def set_backup(self, backup: Backup) -> None:
@@ -151,11 +173,26 @@ class RunContext:
         if self.traffic is None:
             c = self.clusters
             try:
-                self.traffic = TrafficRun.start(self.plan, c.x_nodes, c.y_nodes, self.corpus(), self.log)
+                guard = Guard(self.run_id, self.work_dir, self._lock.fileno() if self._lock else None)
+                initial = self.held.weights if self.held and self.held.weights else (100, 0)
+                self.traffic = TrafficRun.start(self.plan, c.x_nodes, c.y_nodes, self.corpus(), self.log,
+                                                guard=guard, initial=initial)
             except HarnessError as exc:
                 self._traffic_error = str(exc).splitlines()[0]
                 raise
         return self.traffic
+
+    @property
+    def held_step(self) -> int:
+        """The Y weight a paused run's supervisor still held when this session took over (0: none)."""
+        return self.held.weights[1] if self.held and self.held.weights else 0
+
+    def pause_traffic(self, step: int) -> dict[str, object]:
+        """End the session after ``step``, the split held by the supervisor for at most
+        ``traffic.max_pause_seconds`` (the nodes keep running for it); the ledger fact to record."""
+        fact = self.require_traffic().pause(time.time() + self.plan.traffic.max_pause_seconds, step)
+        self.pause_note = str(fact["message"])
+        return fact
 
     def require_traffic(self) -> TrafficRun:
         if self.traffic is None:
@@ -191,16 +228,22 @@ class RunContext:
             self.start_traffic()
 
     def close(self) -> None:
-        """Traffic back to X, then stop the splitter, the clients, Y, harness-owned X, the upstream.
-        Never raises; problems are logged."""
+        """Traffic back to X, then stop the splitter, the clients, Y, harness-owned X, the upstream,
+        and release the run lock; after a pause all of it stays for the supervisor. Never raises."""
         errors: list[str] = []
         if self.traffic is not None:
-            errors += self.traffic.close()
+            errors += self.traffic.close()   # paused: the splitter stays, with the supervisor
         if self._clients is not None:
             self._clients.close()
-        if self._clusters is not None:
-            errors += self._clusters.close()
-        if self._upstream is not None:
+        if (c := self._clusters) is not None and self.pause_note:   # the held split needs its nodes, upstream
+            for name in {c.x_provider, c.y_provider}:
+                atexit.unregister(c.provider(name).close)
+        elif c is not None:
+            errors += c.close()
+        if self._upstream is not None and not self.pause_note:
             self._upstream.close()
+        if self._lock is not None:   # paused: the supervisor keeps holding the lock
+            self._lock.forget() if self.pause_note else self._lock.release()
+        os.environ.pop(RUN_ENV, None)
         for line in errors:
             self.log(f"teardown problem: {line}")

@@ -193,20 +193,25 @@ class TrafficRun:
         for node in nodes:
             self.splitter.drain(node.name)
 
-    def pause(self, until: float) -> tuple[int, int]:
-        """A deliberate pause: the probe stops, the supervisor holds the split (and the run lock) until
-        ``until`` (epoch seconds), then returns all traffic to X. The balancer keeps running."""
+    def pause(self, until: float, step: int) -> dict[str, object]:
+        """A deliberate pause after ``step``: the probe stops, the supervisor holds the split (and the run
+        lock) until ``until`` (epoch seconds), then returns all traffic to X. The balancer keeps running.
+        Returns what to record (the ledger fact ``paused``)."""
         if self.supervisor is None:
             raise TrafficError("a pause needs the traffic supervisor, and this traffic run has none",
                                hint="start the traffic run with a Guard (RunContext.start_traffic does)")
-        weights = self.splitter.weights()
+        x, y = self.splitter.weights()
         if self.probe.running:
             self.probe.stop()
-        self.supervisor.pause(until, weights)
-        self.paused = weights
-        self._log(f"paused: X {weights[0]} % / Y {weights[1]} % held by the traffic supervisor "
-                  f"(pid {self.supervisor.pid}) until {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(until))}")
-        return weights
+        self.supervisor.pause(until, (x, y))
+        self.paused = (x, y)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(until))
+        message = (f"paused after {step} % Y: X {x} % / Y {y} % held by the traffic supervisor (pid "
+                   f"{self.supervisor.pid}) until {stamp}, then all traffic returns to X; resume with "
+                   "--from-stage shift")
+        self._log(message)
+        return {"after_step": step, "weights": [x, y], "until": until, "supervisor_pid": self.supervisor.pid,
+                "message": message}
 
     def close(self) -> list[str]:
         """Stop the probe, return all traffic to X, stop the splitter. Never raises; the problems met.
