@@ -23,6 +23,18 @@ def test_x_nodes_answer_with_expected_version_and_role(run: RunContext, plan: Pl
     assert not problems, "X does not match the plan: " + "; ".join(problems)
 
 
+def test_probe_holds_the_plans_rate(run: RunContext, plan: Plan, ledger: Ledger, stage_figures) -> None:
+    capacity = checks.preflight.probe_capacity(plan.probe.rate)
+    run.log(capacity.line())
+    run.use_probe_rate(capacity.rate)
+    ledger.set_fact("probe_capacity", {"asked": capacity.asked, "held": round(capacity.held), "rate": capacity.rate})
+    stage_figures("probe_rate", f"{capacity.rate:g} req/s" + (" (capped)" if capacity.capped else ""))
+    assert capacity.held > 0, (
+        "the probe could not send a single request on time to a local echo: the machine is too busy to measure "
+        "anything; free it and run again"
+    )
+
+
 def test_config_freeze_armed(run: RunContext, ledger: Ledger, stage_figures) -> None:
     value, why = checks.preflight.freeze_hash(checks.preflight.x_config_hashes(run.clusters))
     assert value is not None, why

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
 from harness.compat import Version
 from harness.errors import HarnessError
+from harness.model import ProbeWindow
 from harness.plan import Plan
+from harness.ports import free_port
 from harness.run.clusters import Clusters
+from harness.traffic import Probe, ProbeRequest
+from harness.wait import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EMPTY_HASH = "0" * 32
 
@@ -52,3 +68,82 @@ def freeze_hash(hashes: dict[str, str]) -> tuple[str | None, str]:
     if value == EMPTY_HASH:
         return None, "X has an empty configuration (hash of 32 zeros): nothing to upgrade"
     return value, ""
+
+
+# ---- what rate the probe can hold on this machine ----------------------------------------------------
+
+CAPACITY_SHARE = 0.8       # the plan's rate is capped at this share of what the probe held
+
+
+@dataclass(frozen=True)
+class ProbeCapacity:
+    """What the probe held for a short burst against a local echo: requests/s sent on time."""
+
+    asked: float        # the plan's probe.rate
+    tried: float        # the burst's rate
+    held: float         # requests per second sent within ProbeWindow.LATE_MS of their schedule and answered
+    seconds: float
+
+    @property
+    def cap(self) -> float:
+        return CAPACITY_SHARE * self.held
+
+    @property
+    def rate(self) -> float:
+        """The rate the run uses: the plan's, or the cap when the plan asks for more."""
+        return round(min(self.asked, self.cap), 1)
+
+    @property
+    def capped(self) -> bool:
+        return self.rate < self.asked
+
+    def line(self) -> str:
+        head = (f"the probe held {self.held:,.0f} req/s on time ({self.tried:,.0f} tried for {self.seconds:g} s); "
+                f"the plan asks {self.asked:,.0f} req/s")
+        if self.capped:
+            return (head + f": capped at {self.rate:,.0f} req/s ({100 * CAPACITY_SHARE:.0f} % of what it held), so a "
+                    "probe that cannot keep up is never taken for a slow Y")
+        return head + ", within its capacity"
+
+
+def probe_capacity(asked: float, *, seconds: float = 1.0) -> ProbeCapacity:
+    """Send a burst at twice the plan's rate (at least 500 req/s) to a throw-away echo upstream on
+    127.0.0.1 and count what went out on time; when much of it went out late, a second burst at the
+    rate that did go out on time tells what the probe holds (an overloaded probe's first burst
+    understates it: it spends its time on the backlog). The echo runs as its own process, stopped by
+    its pid."""
+    tried = min(20_000.0, max(2 * asked, 500.0))
+    port = free_port()
+    echo = subprocess.Popen([sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _status(url), ok=lambda code: code == 200 or echo.poll() is not None,
+                   what="the echo upstream for the probe's capacity", where=url, timeout=15)
+        held = _burst(url, tried, seconds)
+        if held < 0.95 * tried:
+            tried = max(50.0, 1.1 * held)
+            held = _burst(url, tried, seconds)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(echo.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            echo.wait(5)
+        if echo.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(echo.pid, signal.SIGKILL)
+            echo.wait(5)
+    return ProbeCapacity(asked, tried, held, seconds)
+
+
+def _burst(url: str, rate: float, seconds: float) -> float:
+    """Requests per second the probe sent on time (and got answered) in a burst at ``rate``."""
+    probe = Probe(url, [ProbeRequest("GET", "/capacity", {}, 200, "capacity")], rate=rate, timeout=2.0)
+    window = probe.run(count=int(rate * seconds), duration=seconds + 3)
+    on_time = sum(1 for r in window.records if r.status is not None and r.lag_ms <= ProbeWindow.LATE_MS)
+    return on_time / seconds
+
+
+def _status(url: str) -> int:
+    with httpx.Client(timeout=1) as client:
+        return client.get(url + "/").status_code
