@@ -35,6 +35,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("probe_rate", "open-loop probe: sustained rate, CPU, latency percentiles beside wrk"),
     ("rollback", "rollback latency: failed gate decision to all traffic verified on X"),
     ("config_parity", "config parity at scale: normalise + diff vs DeepDiff"),
+    ("admin_budget", "Admin API call budget at 55,000 entities: time vs size-scaled deadline"),
     ("gate_simulation", "sequential vs fixed-window gate on 10,000 simulated upgrades per case (in process)"),
     ("full_run", "full run of the default plan: wall time and harness overhead"),
 )

@@ -96,3 +96,16 @@ def test_results_file_keeps_sections_not_rerun(tmp_path: Path) -> None:
     assert "| 30 s " in second and "Measured 2026-01-01 00:00 UTC: ok" in second     # kept from the first run
     assert "| config_parity | not run this time" in second
     assert "```\nboom\n```" in second and "Traceback" in second
+
+
+def test_gate_simulation_runs_small_and_the_sequential_gate_behaves() -> None:
+    import numpy as np
+
+    from benchmarks.gate_simulation import CASES, build_table, simulate
+
+    results = {c.name: simulate(c, 100, hold=10, crosscheck_runs=2) for c in CASES}
+    assert sum(o.checked for o in results.values()) == 2 * 4 * len(CASES)
+    assert np.isinf(results[CASES[0].name].of("sequential")).mean() >= 0.97, "the null rarely false-alarms"
+    for name in ("Y errors +10 points", "Y latency +80 ms"):
+        assert np.isfinite(results[name].of("sequential")).all(), f"{name} is always caught"
+    build_table(results, 100, 10, 0.0)
