@@ -114,10 +114,6 @@ class KongVersion:
 
     # --- key-auth (section 4) ---
     @property
-    def keyauth_priority(self) -> int:  # 4.1: 1003 in 2.8, 1250 in 3.x
-        return 1250 if self.major >= 3 else 1003
-
-    @property
     def keyauth_version(self) -> str:  # 4.1: "2.4.0" in 2.8, the Kong version in 3.x
         return str(self) if self.major >= 3 else "2.4.0"
 
