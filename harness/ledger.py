@@ -2,6 +2,15 @@
 
 The ledger is ``ledger.json`` in the run folder. Stages run in the fixed order of ``STAGES``; a
 stage may run only when every earlier stage has a ``passed`` verdict in the same ledger.
+
+Outcomes: ``passed`` (every check of the stage ran and passed), ``failed`` (a check failed, or the
+harness could not judge: ``cause`` says which), ``skipped`` (an earlier stage closed the gate),
+``interrupted`` (the session stopped before the stage's checks had all run: never a pass), and
+``paused`` (a deliberate pause in the shift). Only ``passed`` lets a later stage run.
+
+Every write is atomic and durable: the JSON goes to a temporary file, which is flushed and
+fsync'ed, then renamed over ``ledger.json`` and the folder fsync'ed, so an interrupt or a crash
+leaves either the old ledger or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +36,10 @@ STAGES: tuple[str, ...] = (
     "decommission",
 )
 
-Outcome = Literal["passed", "failed", "skipped"]
+Outcome = Literal["passed", "failed", "skipped", "interrupted", "paused"]
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "skipped", "interrupted", "paused")
+# why a stage did not pass: a check said so, the harness could not judge, a harness bug, an interrupt
+Cause = Literal["", "check", "not-judged", "internal", "interrupted", "paused"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,7 @@ class Verdict:
     finished: float
     message: str = ""
     figures: Mapping[str, Any] = field(default_factory=dict)
+    cause: Cause = ""
 
     @property
     def duration(self) -> float:
@@ -87,9 +100,7 @@ class Ledger:
 
     def _save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._data, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self._data, indent=2, sort_keys=True, default=str))
 
     # verdicts -------------------------------------------------------------------------------
     def record(self, verdict: Verdict) -> None:
@@ -103,8 +114,8 @@ class Ledger:
         entry = self._data["stages"].get(stage)
         if entry is None:
             return None
-        entry = {k: v for k, v in entry.items() if k != "duration"}
-        return Verdict(**entry)
+        known = {f.name for f in fields(Verdict)}
+        return Verdict(**{k: v for k, v in entry.items() if k in known})
 
     def verdicts(self) -> list[Verdict]:
         return [v for s in STAGES if (v := self.verdict(s)) is not None]
@@ -118,14 +129,19 @@ class Ledger:
                 out.append(f"{earlier} ({v.outcome if v else 'never run'})")
         return out
 
+    def first_not_passed(self) -> str | None:
+        """The first stage without a ``passed`` verdict (where ``--lf`` resumes), or None when all passed."""
+        return next((s for s in STAGES if (v := self.verdict(s)) is None or v.outcome != "passed"), None)
+
     def check_can_run(self, stage: str) -> None:
         missing = self.missing_before(stage)
         if missing:
+            first = missing[0].split(" ", 1)[0]
             raise LedgerError(
                 f"stage {stage!r} cannot run: earlier stages have no passed verdict in {self.path}: "
                 + ", ".join(missing),
-                hint="run the whole upgrade (pytest suites/) or resume from the first stage listed "
-                "(--from-stage NAME) once its problem is fixed",
+                hint=f"fix what stopped {first}, then resume from it: pytest suites/ --from-stage {first} "
+                "(or --lf), or run the whole upgrade again (pytest suites/)",
             )
 
     # facts shared between stages (and sessions) ---------------------------------------------
@@ -142,3 +158,23 @@ class Ledger:
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self._data, default=str))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a part:
+    a temporary file beside it, flushed and fsync'ed, renamed over it, then the folder fsync'ed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

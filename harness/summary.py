@@ -23,8 +23,10 @@ from harness.errors import HarnessError
 if TYPE_CHECKING:
     from harness.config import ConfigDiff
 
-VERDICTS = ("passed", "failed", "incomplete")
-STAGE_OUTCOMES = ("passed", "failed", "skipped", "not-run")
+# "not-judged": the harness could not judge (a node or the splitter did not start, an inconclusive
+# step, a deliberate pause); "interrupted": the run stopped before its checks had all run
+VERDICTS = ("passed", "failed", "not-judged", "interrupted", "incomplete")
+STAGE_OUTCOMES = ("passed", "failed", "skipped", "interrupted", "paused", "not-run")
 STEP_OUTCOMES = ("pass", "fail", "inconclusive")
 CLUSTERS = ("x", "y")
 SEVERITIES = ("error", "warning", "info")
@@ -44,13 +46,16 @@ def _utc(what: str, value: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """One Kong node of the run: ``cluster`` x|y, ``role`` dbless|cp|dp|traditional."""
+    """One Kong node of the run: ``cluster`` x|y, ``role`` dbless|cp|dp|traditional; ``provider``
+    process|docker|existing; ``state`` where the node was when the run ended, in words."""
 
     name: str
     spec: str
     cluster: str
     role: str
     version: str
+    provider: str = ""
+    state: str = ""
 
     def __post_init__(self) -> None:
         _one_of(f"node {self.name!r} cluster", self.cluster, CLUSTERS)
@@ -65,9 +70,28 @@ class StageResult:
     duration_s: float = 0.0
     key_figure: str = ""
     message: str = ""
+    cause: str = ""        # check | not-judged | internal | interrupted | paused (why it did not pass)
 
     def __post_init__(self) -> None:
         _one_of(f"stage {self.name!r} outcome", self.outcome, STAGE_OUTCOMES)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One gate check of a traffic step as k6 prints a threshold: name, observed, limit, outcome."""
+
+    name: str
+    observed: str          # "2.13 %", "812.3 ms", "375"
+    limit: str             # "<= 1.00 %", ">= 40"
+    outcome: str           # pass | fail | inconclusive
+    explanation: str = ""
+
+    def __post_init__(self) -> None:
+        _one_of(f"threshold {self.name!r} outcome", self.outcome, STEP_OUTCOMES)
+
+    def line(self, width: int = 22) -> str:
+        mark = {"pass": "\u2713", "fail": "\u2717", "inconclusive": "?"}[self.outcome]
+        return f"{mark} {self.name + ' ':.<{width}} {self.observed} {self.limit}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -87,8 +111,10 @@ class StepResult:
     p99_y: float | None
     outcome: str
     reason: str = ""
+    thresholds: tuple[Threshold, ...] = ()   # every gate check of the step, k6-style
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(self.thresholds))
         _one_of(f"step {self.weight_y}% outcome", self.outcome, STEP_OUTCOMES)
         if not 0 <= self.weight_y <= 100:
             raise ValueError(f"step weight_y is {self.weight_y}; expected a percentage 0..100")
@@ -98,10 +124,12 @@ class StepResult:
 
 @dataclass(frozen=True)
 class ParitySummary:
-    """Config parity X vs Y: counts of differences and the first lines of the rendered diff.
+    """Config parity X vs Y: counts of differences and the diff as decK prints one.
 
     ``added``/``removed``/``changed`` count differences the plan does NOT allow (they fail the
-    parity stage); ``allowed`` counts differences the plan allows (listed, not failing).
+    parity stage); ``allowed`` counts differences the plan allows (listed, not failing). ``lines``
+    is the decK-style diff (``creating``/``updating``/``deleting`` per entity, ``field: old -> new``,
+    then ``Summary: Created N Updated N Deleted N``), shown with the title ``title``.
     """
 
     added: int = 0
@@ -109,29 +137,41 @@ class ParitySummary:
     changed: int = 0
     allowed: int = 0
     lines: tuple[str, ...] = ()
+    title: str = "Config parity X vs Y"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lines", tuple(self.lines))
 
     @property
     def clean(self) -> bool:
         return self.added == self.removed == self.changed == 0
 
     @classmethod
-    def of(cls, result: ConfigDiff) -> ParitySummary:
-        """The counts and first twelve lines of a parity diff."""
+    def of(cls, result: ConfigDiff, *, title: str = "Config parity X vs Y", limit: int = 40) -> ParitySummary:
+        """The counts and the decK-style lines of a diff (at most ``limit`` entities shown)."""
+        from harness.deckdiff import deck_lines
+
         return cls(len(result.added), len(result.removed), len(result.changed), len(result.allowed),
-                   tuple(result.render_text(limit=12).splitlines()[:12]))
+                   deck_lines(result, limit=limit), title)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A breaking-change finding X -> Y (from harness.compat): ``severity`` error|warning|info."""
+    """A breaking-change rule X -> Y met by this configuration (from harness.compat), once per rule,
+    with every entity it applies to by name (``route 'health-check'``, ``plugin key-auth on route
+    'orders'``): ``severity`` error|warning|info, the Kong version that introduced the change."""
 
     id: str
     severity: str
     title: str
     advice: str = ""
+    entities: tuple[str, ...] = ()
+    introduced_in: str = ""
+    accepted: str = ""     # the plan's reason, when the plan accepts the finding
 
     def __post_init__(self) -> None:
         _one_of(f"finding {self.id!r} severity", self.severity, SEVERITIES)
+        object.__setattr__(self, "entities", tuple(self.entities))
 
 
 @dataclass(frozen=True)
@@ -165,6 +205,11 @@ class RunSummary:
     findings: tuple[Finding, ...] = ()
     rollback: Rollback | None = None
     failing_stage: str | None = None
+    headline: str = ""          # a failing run: the first failing check's own one-line message
+    resume_command: str = ""    # the exact command that resumes the run once the problem is fixed
+    next_step: str = ""         # what to fix first, in words
+    drift: ParitySummary | None = None   # config drift on X (the freeze failed), decK-style
+    run_dir: str = ""
 
     def __post_init__(self) -> None:
         _one_of("run verdict", self.verdict, VERDICTS)
@@ -197,6 +242,7 @@ class RunSummary:
     def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
         try:
             parity = data.get("parity")
+            drift = data.get("drift")
             rollback = data.get("rollback")
             return cls(
                 plan_name=data["plan_name"],
@@ -211,13 +257,17 @@ class RunSummary:
                 splitter=data["splitter"],
                 nodes=tuple(NodeInfo(**n) for n in data.get("nodes", ())),
                 stages=tuple(StageResult(**s) for s in data.get("stages", ())),
-                steps=tuple(StepResult(**s) for s in data.get("steps", ())),
-                parity=None if parity is None else ParitySummary(
-                    **{**parity, "lines": tuple(parity.get("lines", ()))}
-                ),
+                steps=tuple(StepResult(**{**s, "thresholds": tuple(Threshold(**t) for t in s.get("thresholds", ()))})
+                            for s in data.get("steps", ())),
+                parity=None if parity is None else ParitySummary(**parity),
                 findings=tuple(Finding(**f) for f in data.get("findings", ())),
                 rollback=None if rollback is None else Rollback(**rollback),
                 failing_stage=data.get("failing_stage"),
+                headline=data.get("headline", ""),
+                resume_command=data.get("resume_command", ""),
+                next_step=data.get("next_step", ""),
+                drift=None if drift is None else ParitySummary(**drift),
+                run_dir=data.get("run_dir", ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise HarnessError(

@@ -7,7 +7,16 @@
 
 import pytest
 
-from harness import Ledger, RunContext, checks, config_drift
+from harness import (
+    HarnessError,
+    Ledger,
+    RunContext,
+    capture_declarative,
+    checks,
+    config_drift,
+    diff,
+    normalise,
+)
 
 
 @pytest.mark.every_stage
@@ -16,11 +25,28 @@ def test_x_config_unchanged(run: RunContext, ledger: Ledger) -> None:
     assert recorded, "config freeze not armed: preflight recorded no X configuration hash"
     current = checks.preflight.x_config_hashes(run.clusters)
     drifted = {name: h for name, h in current.items() if h != recorded}
+    what = _what_changed(run, sorted(drifted)[0]) if drifted else ""
     assert not drifted, config_drift(
-        "X's configuration changed since preflight (the config-write freeze did not hold): "
-        + ", ".join(f"{name} hash {h} (recorded {recorded})" for name, h in sorted(drifted.items()))
-        + ". Find who wrote to X, restore the backup on X, and restart the upgrade."
+        f"X's configuration changed since preflight on {', '.join(sorted(drifted))} (the config-write freeze did "
+        f"not hold){what}. Find who wrote to X, restore the backup on X, and restart the upgrade."
     )
+
+
+def _what_changed(run: RunContext, node_name: str) -> str:
+    """X's configuration now against the backup, decK-style, into the run record; a one-line summary."""
+    if run.backup is None:
+        return " (no backup yet to compare with)"
+    node = next(n for n in run.clusters.x_nodes if n.name == node_name)
+    try:
+        reader = node if node.admin_url else run.clusters.x_reader()
+        now = capture_declarative(run.clients.x_admin(reader))
+        changes = diff(normalise(run.backup.config), normalise(now))
+    except HarnessError as exc:
+        return f" (what changed could not be read: {str(exc).splitlines()[0]})"
+    run.record.set_drift(node_name, changes)
+    summary = run.record.drift.lines[-1] if run.record.drift else ""
+    first = next((ln for ln in (run.record.drift.lines if run.record.drift else ()) if not ln.startswith(" ")), "")
+    return f": {summary}" + (f", first {first}" if first and first != summary else "")
 
 
 @pytest.mark.every_stage

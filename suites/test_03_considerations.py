@@ -15,8 +15,10 @@ pytestmark = pytest.mark.stage("considerations")
 
 def test_breaking_changes_reviewed(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
     x_version = plan.x.version or run.clusters.read_nodes("x")[0][1].version
-    review = checks.considerations.breaking_changes(plan, run.require_backup().config, x_version)
-    run.record.findings = review.report_findings()
+    config = run.require_backup().config
+    review = checks.considerations.breaking_changes(plan, config, x_version)
+    # one row per rule, with the routes, consumers and plugins it applies to by name (ids resolved)
+    run.record.set_findings(review.findings, config, {f.id: why for f, why in review.accepted})
     evidence.attach_json("breaking-change findings", [f.to_dict() for f in review.findings])
     evidence.attach_text("breaking-change findings (explained)", review.render_text())
     counts = f"{len(review.findings)} ({len(review.blocking)} blocking, {len(review.accepted)} accepted)"

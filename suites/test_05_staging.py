@@ -48,10 +48,11 @@ def test_differential_requests(run: RunContext, evidence, stage_figures) -> None
 
 @pytest.mark.parametrize("case", checks.staging.KEY_AUTH_CASES)
 def test_key_auth(run: RunContext, case: str) -> None:
-    outcome = checks.staging.key_auth_case(run.corpus(), run.clusters.first_y(), case)
+    y = run.clusters.first_y()
+    outcome = checks.staging.key_auth_case(run.corpus(), y, case)
     if outcome.not_applicable:
         pytest.skip(f"the configuration has no route for this case: {outcome.detail}")
-    assert outcome.ok, behaviour_difference(f"key-auth {case}: {outcome.detail}")
+    assert outcome.ok, behaviour_difference(f"key-auth {case} on {y.name}: {outcome.detail}")
 
 
 def test_data_planes_connected(run: RunContext, plan: Plan, stage_figures) -> None:

@@ -24,6 +24,7 @@ def test_no_x_traffic_over_soak_window(run: RunContext, plan: Plan, evidence, st
     result = checks.decommission.soak(run.require_traffic(), plan.traffic.soak_seconds)
     evidence.attach_csv("soak window", result.window_csv)
     stage_figures("soak", result.summary_line())
+    run.record.soak = {"requests": result.requests, "x_hits": result.x_hits, "errors": result.errors}
     assert result.requests > 0, "the probe sent nothing during the soak window: cannot prove X is idle"
     assert result.x_hits == 0, f"{result.x_hits} requests still reached X during the soak window"
     assert result.errors == 0, f"{result.errors} failed requests on Y alone during the soak window"

@@ -16,6 +16,7 @@ category                    message starts with (after ``Type: ``)        status
 Gate failed                 ``gate failed:``                              failed, broken
 Config drift                ``config drift:``                             failed, broken
 Behaviour difference        ``behaviour difference:``                     failed, broken
+Could not judge             ``could not judge:`` (too little to judge on)  failed, broken
 Infrastructure problem      ``infrastructure problem:``, or the exception failed, broken
                             is NodeError/NodeUnreachable/BadResponse/
                             NodeStartError/TrafficError/ProbeError/
@@ -42,9 +43,12 @@ from typing import Any
 import allure
 from allure_commons.types import AttachmentType
 
+from harness import messages
 from harness.messages import BEHAVIOUR_DIFFERENCE, CONFIG_DRIFT, GATE_FAILED, INFRASTRUCTURE
 from harness.report.redact import MARKUP_SUFFIXES, Redactor, SecretStore
 from harness.summary import NodeInfo, RunSummary
+
+COULD_NOT_JUDGE: str = getattr(messages, "COULD_NOT_JUDGE", "could not judge:")
 
 INFRASTRUCTURE_ERRORS = (
     "NodeError", "NodeUnreachable", "BadResponse", "NodeStartError", "TrafficError", "ProbeError",
@@ -70,6 +74,7 @@ CATEGORIES: tuple[dict[str, Any], ...] = (
     {"name": "Config drift", "messageRegex": _prefixed(CONFIG_DRIFT), "matchedStatuses": _STATUSES},
     {"name": "Behaviour difference", "messageRegex": _prefixed(BEHAVIOUR_DIFFERENCE),
      "matchedStatuses": _STATUSES},
+    {"name": "Could not judge", "messageRegex": _prefixed(COULD_NOT_JUDGE), "matchedStatuses": _STATUSES},
     {
         "name": "Infrastructure problem",
         "messageRegex": (
@@ -129,13 +134,20 @@ def environment_fields(
     splitter: str,
     nodes: Iterable[NodeInfo] = (),
     extra: Mapping[str, str] | None = None,
+    verdict: str = "",
+    headline: str = "",
 ) -> dict[str, str]:
-    """The key/value pairs of ``environment.properties``, in display order."""
-    fields = {
+    """The key/value pairs of ``environment.properties``, in display order (the verdict first)."""
+    fields = {"verdict": verdict} if verdict else {}
+    if headline:
+        fields["why"] = headline
+    fields.update({
         "X.version": x_version, "Y.version": y_version, "mode": mode, "splitter": splitter, "plan": plan,
-    }
+    })
     for node in sorted(nodes, key=lambda n: (n.cluster, n.name)):
-        fields[f"node.{node.name}"] = f"{node.cluster.upper()} {node.role} {node.version} {node.spec}"
+        state = f" ({node.state})" if node.state else ""
+        fields[f"node.{node.name}"] = (f"{node.cluster.upper()} {node.role} {node.version} "
+                                       f"{node.provider or ''} {node.spec}{state}").replace("  ", " ")
     fields.update(extra or {})
     return fields
 
@@ -150,10 +162,12 @@ def write_environment(
     splitter: str,
     nodes: Iterable[NodeInfo] = (),
     extra: Mapping[str, str] | None = None,
+    verdict: str = "",
+    headline: str = "",
 ) -> Path:
     """Write ``environment.properties`` (X/Y versions, mode, nodes, splitter, plan), redacted."""
     fields = environment_fields(plan=plan, mode=mode, x_version=x_version, y_version=y_version,
-                                splitter=splitter, nodes=nodes, extra=extra)
+                                splitter=splitter, nodes=nodes, extra=extra, verdict=verdict, headline=headline)
     lines = [f"{_prop_escape(k, key=True)}={_prop_escape(str(v))}" for k, v in fields.items()]
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,11 +177,54 @@ def write_environment(
 
 
 def write_environment_for(results_dir: str | Path, summary: RunSummary) -> Path:
+    """The environment widget on the overview: the verdict and its headline first, then versions, nodes,
+    and each breaking-change finding with the entities it applies to."""
+    extra = {"git.commit": summary.git_commit}
+    for f in summary.findings:
+        on = ", ".join(f.entities[:8]) + (f" and {len(f.entities) - 8} more" if len(f.entities) > 8 else "")
+        extra[f"finding.{f.id}"] = f"{f.severity} (Kong {f.introduced_in}): {f.title}" + (f"; on {on}" if on else "")
     return write_environment(
         results_dir, plan=f"{summary.plan_name} ({summary.plan_path})", mode=summary.mode,
         x_version=summary.x_version, y_version=summary.y_version, splitter=summary.splitter,
-        nodes=summary.nodes, extra={"git.commit": summary.git_commit},
+        nodes=summary.nodes, extra=extra, verdict=report_name(summary), headline=summary.headline,
     )
+
+
+def report_name(summary: RunSummary) -> str:
+    """The Allure report's title: the plan, the versions and the verdict."""
+    word = {"not-judged": "COULD NOT JUDGE"}.get(summary.verdict, summary.verdict.upper())
+    return f"{summary.plan_name}: Kong {summary.x_version} -> {summary.y_version}: {word}"
+
+
+# CI systems and the variables that name a job's URL (each documents them: GitHub Actions "Default
+# environment variables", GitLab "Predefined CI/CD variables", Jenkins "Global variables")
+def executor_info(env: Mapping[str, str], *, run_id: str, report_name: str) -> dict[str, str]:
+    """``executor.json``: who ran the run, and the CI job's URL when the CI environment names one."""
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_ID"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        url = f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env['GITHUB_RUN_ID']}"
+        return {"name": "GitHub Actions", "type": "github", "buildName": f"{env.get('GITHUB_WORKFLOW', '')} "
+                f"#{env.get('GITHUB_RUN_NUMBER', env['GITHUB_RUN_ID'])}".strip(), "buildUrl": url,
+                "reportName": report_name}
+    if env.get("GITLAB_CI") and env.get("CI_JOB_URL"):
+        return {"name": "GitLab CI", "type": "gitlab", "buildName": f"{env.get('CI_JOB_NAME', 'job')} "
+                f"#{env.get('CI_JOB_ID', '')}".strip(), "buildUrl": env["CI_JOB_URL"], "reportName": report_name}
+    if env.get("BUILD_URL"):
+        return {"name": "Jenkins", "type": "jenkins", "buildName": env.get("BUILD_TAG", run_id),
+                "buildUrl": env["BUILD_URL"], "reportName": report_name}
+    if env.get("CI_JOB_URL") or env.get("KUH_CI_JOB_URL"):
+        url = env.get("KUH_CI_JOB_URL") or env["CI_JOB_URL"]
+        return {"name": "CI", "type": "ci", "buildName": run_id, "buildUrl": url, "reportName": report_name}
+    host = env.get("HOSTNAME", "") or "this machine"
+    return {"name": f"local run on {host}", "type": "local", "buildName": run_id, "reportName": report_name}
+
+
+def write_executor(results_dir: str | Path, info: Mapping[str, str]) -> Path:
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "executor.json"
+    path.write_text(_state.redactor.text(json.dumps(dict(info), indent=2)) + "\n", encoding="utf-8")
+    return path
 
 
 # --- attachments --------------------------------------------------------------------------------
@@ -267,6 +324,11 @@ def attach_file(path: str | Path, name: str | None = None) -> Path | None:
     kind = _BY_SUFFIX.get(source.suffix.lower(), AttachmentType.TEXT)
     body = _state.redactor.data(source.read_bytes(), markup=source.suffix.lower() in MARKUP_SUFFIXES)
     return _attach(name or source.name, body, kind)
+
+
+def suite_labels(stage: str, index: int) -> list[tuple[str, str]]:
+    """Allure labels that list the stages in run order: numbered parent suites (``3. considerations``)."""
+    return [("parentSuite", f"{index + 1}. {stage}"), ("suite", stage), ("feature", stage)]
 
 
 def label(stage: str, check: str | None = None) -> None:

@@ -19,6 +19,7 @@ from harness.summary import (
     RunSummary,
     StageResult,
     StepResult,
+    Threshold,
 )
 
 STAGE_NAMES = (
@@ -36,7 +37,12 @@ def _step(weight: float, requests: int, *, err_y: int = 0, p50_y: float = 3.1, p
         error_rate_x=0.0 if to_x else None, error_rate_y=(err_y / to_y) if to_y else None,
         p50_x=2.9 if to_x else None, p50_y=p50_y if to_y else None,
         p99_x=10.2 if to_x else None, p99_y=p99_y if to_y else None,
-        outcome=outcome, reason=reason,
+        outcome=outcome, reason=reason, thresholds=(
+            Threshold("error_rate_y", f"{100 * err_y / max(to_y, 1):.2f} %", "<= 1.00 %",
+                      "fail" if outcome == "fail" else "pass"),
+            Threshold("p99_y", f"{p99_y:.1f} ms", "<= 500.0 ms", "pass"),
+            Threshold("samples_y", f"{to_y}", ">= 40", "pass"),
+        ),
     )
 
 
@@ -44,10 +50,11 @@ def sample_summary(*, failed: bool = False) -> RunSummary:
     """A hybrid 3.4.2 -> 3.8.1 run; ``failed`` stops at the shift stage with a rollback."""
     started = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
     nodes = (
-        NodeInfo("x-cp", "emulator://3.4.2", "x", "cp", "3.4.2"),
-        NodeInfo("x-dp-1", "emulator://3.4.2", "x", "dp", "3.4.2"),
-        NodeInfo("y-cp", "emulator://3.8.1", "y", "cp", "3.8.1"),
-        NodeInfo("y-dp-1", "emulator://3.8.1", "y", "dp", "3.8.1"),
+        NodeInfo("x-cp", "emulator://3.4.2", "x", "cp", "3.4.2", "process", "left running (existing node)"),
+        NodeInfo("x-dp-1", "emulator://3.4.2", "x", "dp", "3.4.2", "process", "left running (existing node)"),
+        NodeInfo("y-cp", "emulator://3.8.1", "y", "cp", "3.8.1", "process", "stopped at the end of the run"),
+        NodeInfo("y-dp-1", "emulator://3.8.1", "y", "dp", "3.8.1", "process", "stopped at the end of the run"),
+        NodeInfo("y-dp-2", "emulator://3.8.1", "y", "dp", "3.8.1", "process", "stopped at the end of the run"),
     )
     figures = {
         "preflight": "X 3.4.2 -> Y 3.8.1 allowed (hybrid)",
@@ -68,6 +75,7 @@ def sample_summary(*, failed: bool = False) -> RunSummary:
         rollback = None
         failing = None
         verdict = "passed"
+        headline, resume, next_step = "", "", "Every stage passed: record the approval below, then retire X."
     else:
         steps = (
             _step(10, 2000),
@@ -89,6 +97,9 @@ def sample_summary(*, failed: bool = False) -> RunSummary:
         rollback = Rollback("gate failed at step 3 (Y 50%)", 1.8, 1000, 0)
         failing = "shift"
         verdict = "failed"
+        headline = "shift: gate failed at 50 % Y on y-dp-1, y-dp-2: error_rate_y 6.10 % <= 1.00 %"
+        resume = ".venv/bin/pytest suites/ --plan plans/default.yaml --from-stage shift --run-dir reports/runs/r1"
+        next_step = "Fix what shift reports below (on Y, or in the plan), then resume from shift."
     return RunSummary(
         plan_name="default", plan_path="plans/default.yaml", mode="hybrid", verdict=verdict,
         started=started, finished=started + timedelta(seconds=sum(s.duration_s for s in stages) + 4),
@@ -99,12 +110,14 @@ def sample_summary(*, failed: bool = False) -> RunSummary:
         )),
         findings=(
             Finding("KONG-3.0-ROUTE-PATHS", "warning", "Regex route paths need the ~ prefix from 3.0",
-                    "3 routes with regex paths already carry ~; nothing to do"),
+                    "prefix each regex path with ~ (deck file convert does it)",
+                    ("route health-check", "route orders-v1"), "3.0.0"),
             Finding("KONG-3.0-PLUGINS-AVAILABLE", "info",
                     "GET / lists plugins.available_on_server as metadata per plugin from 3.0",
-                    "scripts reading the Admin API root get a table per plugin instead of true"),
+                    "scripts reading the Admin API root get a table per plugin instead of true", (), "3.0.0"),
         ),
-        rollback=rollback, failing_stage=failing,
+        rollback=rollback, failing_stage=failing, headline=headline, resume_command=resume, next_step=next_step,
+        run_dir="reports/runs/r1",
     )
 
 

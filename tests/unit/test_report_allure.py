@@ -12,8 +12,8 @@ import pytest
 from allure_commons.types import AttachmentType
 from allure_commons.utils import format_exception
 
-from harness.errors import NodeUnreachable, PlanError, WaitTimeout
 from harness import messages
+from harness.errors import NodeUnreachable, PlanError, WaitTimeout
 from harness.report import allure as report
 from harness.report.redact import MARK, SecretStore
 from harness.report.sample import sample_summary
@@ -32,7 +32,7 @@ def test_categories_file(tmp_path: Path) -> None:
     path = report.write_categories(tmp_path)
     data = json.loads(path.read_text())
     assert [c["name"] for c in data] == [
-        "Gate failed", "Config drift", "Behaviour difference", "Infrastructure problem"]
+        "Gate failed", "Config drift", "Behaviour difference", "Could not judge", "Infrastructure problem"]
     for category in data:
         assert category["matchedStatuses"]
         assert "(?s)" not in category["messageRegex"]  # JavaScript has no inline flags
@@ -55,6 +55,8 @@ def test_categories_file(tmp_path: Path) -> None:
         (AssertionError("assert 1 == 2"), "failed", None),
         (PlanError("steps[2] is 'x'"), "broken", None),
         (AssertionError("note: the gate failed: later in the text"), "failed", None),
+        (pytest.fail.Exception("could not judge: at 25 % Y: 12 answers from Y (need 40)"), "failed",
+         "Could not judge"),
     ],
 )
 def test_categories_sort_real_messages(exc: BaseException, status: str, category: str | None) -> None:
@@ -62,13 +64,40 @@ def test_categories_sort_real_messages(exc: BaseException, status: str, category
 
 
 def test_environment_properties(tmp_path: Path) -> None:
-    path = report.write_environment_for(tmp_path, sample_summary())
+    path = report.write_environment_for(tmp_path, sample_summary(failed=True))
     lines = path.read_text().splitlines()
-    assert lines[:5] == [
+    # the overview's environment widget: the verdict and why first, then versions, nodes, findings
+    assert lines[0] == "verdict=default: Kong 3.4.2 -> 3.8.1: FAILED"
+    assert lines[1].startswith("why=shift: gate failed at 50 % Y")
+    assert lines[2:7] == [
         "X.version=3.4.2", "Y.version=3.8.1", "mode=hybrid", "splitter=haproxy",
         "plan=default (plans/default.yaml)"]
-    assert "node.y-dp-1=Y dp 3.8.1 emulator://3.8.1" in lines
+    assert "node.y-dp-1=Y dp 3.8.1 process emulator://3.8.1 (stopped at the end of the run)" in lines
     assert "git.commit=690edb3" in lines
+    finding = next(ln for ln in lines if ln.startswith("finding.KONG-3.0-ROUTE-PATHS="))
+    assert "route health-check" in finding and "route orders-v1" in finding
+
+
+def test_report_name_and_executor_name_the_plan_verdict_and_ci_job(tmp_path: Path) -> None:
+    summary = sample_summary(failed=True)
+    assert report.report_name(summary) == "default: Kong 3.4.2 -> 3.8.1: FAILED"
+    gitlab = report.executor_info({"GITLAB_CI": "true", "CI_JOB_URL": "https://gitlab.example/p/-/jobs/7",
+                                   "CI_JOB_NAME": "upgrade", "CI_JOB_ID": "7"}, run_id="r1", report_name="n")
+    assert gitlab["buildUrl"] == "https://gitlab.example/p/-/jobs/7" and gitlab["type"] == "gitlab"
+    github = report.executor_info({"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "o/r",
+                                   "GITHUB_SERVER_URL": "https://github.com"}, run_id="r1", report_name="n")
+    assert github["buildUrl"] == "https://github.com/o/r/actions/runs/42"
+    local = report.executor_info({}, run_id="r1", report_name="n")
+    assert local["type"] == "local" and "buildUrl" not in local
+    path = report.write_executor(tmp_path, gitlab)
+    assert json.loads(path.read_text())["name"] == "GitLab CI"
+
+
+def test_stages_are_numbered_parent_suites_in_run_order() -> None:
+    from harness.ledger import STAGES
+
+    labels = [dict(report.suite_labels(s, i))["parentSuite"] for i, s in enumerate(STAGES)]
+    assert labels == sorted(labels) and labels[0] == "1. preflight" and labels[-1] == "8. decommission"
 
 
 def test_environment_escapes_properties_syntax(tmp_path: Path) -> None:

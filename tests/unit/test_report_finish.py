@@ -23,7 +23,12 @@ def test_finish_writes_everything_and_scrubs(tmp_path: Path) -> None:
     assert (tmp_path / "allure-results" / "environment.properties").is_file()
     assert [p.name for p in done.scrubbed] == ["x-result.json"]
     assert done.allure_report is None and done.leaks == ()
-    assert json.loads((tmp_path / "verdict.json").read_text()) == {"verdict": "failed", "failing_stage": "shift"}
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert (verdict["verdict"], verdict["failing_stage"]) == ("failed", "shift")
+    assert verdict["headline"].startswith("shift: gate failed at 50 % Y")
+    assert "--from-stage shift" in verdict["resume_command"]
+    executor = json.loads((tmp_path / "allure-results" / "executor.json").read_text())
+    assert executor["reportName"] == "default: Kong 3.4.2 -> 3.8.1: FAILED"
     done.assert_clean()
 
 

@@ -48,7 +48,8 @@ def test_failed_run_names_verdict_failing_stage_and_versions(tmp_path: Path) -> 
     assert page == tmp_path / "signoff.html"
     text = _text(page)
     assert "FAILED" in text
-    assert "Failed at stage shift: gate failed: step 3 (Y 50%)" in text
+    # the headline is the failing check's own line: the check, the nodes, the figure and the limit
+    assert "shift: gate failed at 50 % Y on y-dp-1, y-dp-2: error_rate_y 6.10 % <= 1.00 %" in text
     assert "3.4.2" in text and "3.8.1" in text
     assert "Rollback evidence" in text and "seconds until all traffic proven on X" in text
     for stage in ("preflight", "backup", "provision", "parity", "shift", "cutover", "soak", "decommission"):
@@ -119,9 +120,10 @@ def test_every_string_is_escaped(tmp_path: Path) -> None:
 def test_no_steps_page_says_so(tmp_path: Path) -> None:
     base = sample_summary(failed=True)
     stages = (StageResult("preflight", "failed", 0.4, "", "X 2.8.4 -> Y 3.9.0 not allowed in hybrid"),)
-    summary = replace(base, steps=(), rollback=None, stages=stages, failing_stage="preflight", parity=None)
+    summary = replace(base, steps=(), rollback=None, stages=stages, failing_stage="preflight", parity=None,
+                      headline="")
     text = _text(write_signoff(tmp_path, summary))
-    assert "No traffic steps ran" in text and "Failed at stage preflight" in text
+    assert "No traffic steps ran" in text and "Stopped at stage preflight" in text
     assert "Config parity was not checked" in text
 
 
@@ -138,3 +140,70 @@ def test_secrets_given_never_reach_the_page_or_summary(tmp_path: Path) -> None:
     assert find_secrets(tmp_path, secrets) == []
     assert "&lt;redacted&gt;" in (tmp_path / "signoff.html").read_text()
     assert "<redacted>" in (tmp_path / "summary.json").read_text()
+
+
+def _between(html: str, start: str, end: str) -> str:
+    return html.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_nodes_name_provider_and_state_at_the_end(tmp_path: Path) -> None:
+    html = _render(sample_summary(), tmp_path).read_text()
+    nodes = _between(html, 'id="nodes"', "</table>")
+    for name in ("x-cp", "x-dp-1", "y-cp", "y-dp-1", "y-dp-2"):
+        assert f"<td>{name}</td>" in nodes
+    assert "state at the end" in nodes and "stopped at the end of the run" in nodes and "process" in nodes
+
+
+def test_findings_list_each_rule_once_with_its_entities_by_name(tmp_path: Path) -> None:
+    html = _render(sample_summary(), tmp_path).read_text()
+    findings = _between(html, 'id="findings"', "</table>")
+    assert findings.count("KONG-3.0-ROUTE-PATHS") == 1
+    assert "<li>route health-check</li><li>route orders-v1</li>" in findings
+    assert "since Kong" in findings and "3.0.0" in findings
+
+
+def test_failing_page_says_each_fact_once_with_what_next_and_an_approval_block(tmp_path: Path) -> None:
+    summary = sample_summary(failed=True)
+    page = _render(summary, tmp_path)
+    html = page.read_text()
+    assert 'id="resume-command">.venv/bin/pytest suites/ --plan plans/default.yaml --from-stage shift' in html
+    assert "What next" in html and "Fix what shift reports" in html
+    approval = _between(html, 'id="approval"', "</section>")
+    for word in ("approver", "decision", "date", "signature"):
+        assert word in approval
+    # the stage's full message is shown once (in its row); the rollback box points at the step instead
+    message = next(st.message for st in summary.stages if st.name == "shift")
+    assert _text(page).count(message) == 1
+    assert "the gate at 50 % Y" in _between(html, 'id="rollback"', "</table>")
+
+
+def test_headlines_are_cut_between_sentences_under_200_characters() -> None:
+    from harness.ledger import Verdict
+    from harness.record import headline
+
+    long = ("test_differential_requests: behaviour difference: Y answers differently from X:\n  GET /orders: "
+            "status X=200 | Y=404; body differs (alpha 0.01, practical limit 1); " + "more words " * 30)
+    line = headline(Verdict("staging", "failed", 0.0, 1.0, long, {}, "check"))
+    assert len(line) < 200
+    assert line.startswith("staging failed at test_differential_requests: behaviour difference: Y answers "
+                           "differently from X: GET /orders: status X=200 | Y=404")
+    assert line.endswith("\u2026") and line.count("(") == line.count(")")
+
+
+def test_config_drift_and_parity_read_as_deck_diffs(tmp_path: Path) -> None:
+    from harness.config import diff, normalise
+    from harness.summary import ParitySummary
+
+    before = {"_format_version": "3.0", "services": [
+        {"name": "orders", "url": "http://127.0.0.1:9/orders", "retries": 5},
+        {"name": "gone", "url": "http://127.0.0.1:9/gone"}]}
+    after = {"_format_version": "3.0", "services": [
+        {"name": "orders", "url": "http://127.0.0.1:9/orders", "retries": 6},
+        {"name": "new", "url": "http://127.0.0.1:9/new"}]}
+    drift = ParitySummary.of(diff(normalise(before), normalise(after)), title="Config drift on X (x1): backup -> now")
+    assert "updating service orders" in drift.lines
+    assert "  retries: 5 -> 6" in drift.lines
+    assert "creating service new" in drift.lines and "deleting service gone" in drift.lines
+    assert drift.lines[-1] == "Summary: Created 1 Updated 1 Deleted 1"
+    html = _render(replace(sample_summary(failed=True), drift=drift), tmp_path).read_text()
+    assert "Config drift on X (x1): backup -&gt; now" in html and "retries: 5 -&gt; 6" in html
