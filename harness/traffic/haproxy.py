@@ -9,6 +9,11 @@ Layout of the generated config:
   reload (a reload would reset runtime weights to the file's).
 * ``http-after-response`` adds ``X-KUH-Upstream`` (server name) and ``X-KUH-Side`` to every
   answer, including the 503 HAProxy writes itself when a server cannot be reached.
+* per-request timers for the gates (harness.sources.balancer): every request is logged, one raw line
+  (:data:`ACCESS_LOG_FORMAT`: backend, server, status, ``%Ta`` total active time and ``%Tr`` server
+  response time in ms) sent to a unix datagram socket the splitter binds before HAProxy starts
+  (:meth:`HAProxySplitter.take_access_log`); unread lines are dropped by the kernel, never block HAProxy.
+  The per-server counters come from the runtime API's ``show stat`` (:meth:`HAProxySplitter.server_stats`).
 
 Health checks are OFF on purpose (no ``check`` keyword), ``option redispatch`` is not set and
 ``retries`` is 0: a broken Y server must show up to the probe and the gate as errors (an immediate
@@ -18,8 +23,10 @@ probe timeouts by HAProxy's 1 s pause between retries.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import TrafficError
@@ -36,12 +43,19 @@ from harness.traffic.base import (
 
 SPLIT_BACKEND = "kuh_split"
 PIN_BACKEND = "kuh_pin_y"
+#: one raw line per request: "kuh1 <backend> <server> <status> <Ta ms> <Tr ms>" (HAProxy 2.6 log-format
+#: variables: %b backend, %s server (<NOSRV> when none), %ST status, %Ta total active time, %Tr server
+#: response time, -1 when the server never answered)
+ACCESS_LOG_TAG = "kuh1"
+ACCESS_LOG_FORMAT = f"{ACCESS_LOG_TAG} %b %s %ST %Ta %Tr"
 
 
 def render_config(
-    backends: Sequence[Backend], *, port: int, socket_path: Path, x: int, y: int, host: str = "127.0.0.1"
+    backends: Sequence[Backend], *, port: int, socket_path: Path, x: int, y: int, host: str = "127.0.0.1",
+    access_log: Path | None = None,
 ) -> str:
-    """The HAProxy configuration text for these backends and this starting split."""
+    """The HAProxy configuration text for these backends and this starting split (``access_log``: the
+    unix datagram socket each request's :data:`ACCESS_LOG_FORMAT` line goes to; None: no request log)."""
     weights = server_weights(backends, x, y)
     x_names = " ".join(b.name for b in backends if b.side == "x")
     y_names = " ".join(b.name for b in backends if b.side == "y")
@@ -50,9 +64,11 @@ def render_config(
         "global",
         f"    stats socket {socket_path} mode 600 level admin",
         "    maxconn 4096",
+        *([f"    log {access_log} len 1024 format raw local0"] if access_log else []),
         "",
         "defaults",
         "    mode http",
+        *(["    log global"] if access_log else []),
         "    timeout connect 2s",
         "    timeout client 30s",
         "    timeout server 30s",
@@ -66,6 +82,7 @@ def render_config(
         "",
         "frontend kuh_in",
         f"    bind {host}:{port}",
+        *([f'    log-format "{ACCESS_LOG_FORMAT}"'] if access_log else []),
         f"    acl kuh_pin_y req.hdr({HEADER_PIN}) -i y",
         f"    use_backend {PIN_BACKEND} if kuh_pin_y",
         f"    default_backend {SPLIT_BACKEND}",
@@ -108,6 +125,11 @@ class HAProxySplitter(ProcessSplitter):
         return self.run_dir / "haproxy.log"
 
     @property
+    def access_log_path(self) -> Path:
+        """The unix datagram socket HAProxy sends one line per request to (see the module docstring)."""
+        return self.run_dir / "access.sock"
+
+    @property
     def output_paths(self) -> tuple[Path, ...]:
         return (self.log_path,)
 
@@ -120,12 +142,44 @@ class HAProxySplitter(ProcessSplitter):
                 hint="give the splitter a shorter run directory",
             )
         self.socket_path.unlink(missing_ok=True)
+        self._bind_access_log()
         self.config_path.write_text(
             render_config(
                 self.backends, port=self.port, socket_path=self.socket_path, x=self.initial[0],
-                y=self.initial[1], host=self.host,
+                y=self.initial[1], host=self.host, access_log=self.access_log_path,
             )
         )
+
+    def _bind_access_log(self) -> None:
+        """Bind the request log's socket before HAProxy starts, so no line of the run is lost to a
+        missing socket; until a reader takes it the kernel queues (then drops) the lines."""
+        path = self.access_log_path
+        path.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.bind(str(path))
+        except OSError as exc:
+            sock.close()
+            raise TrafficError(f"could not bind HAProxy's request log socket {path}: {exc}",
+                               hint="give the splitter a writable, short run directory") from exc
+        self._access_log: socket.socket | None = sock
+
+    def take_access_log(self) -> socket.socket:
+        """The bound request-log socket, handed to one reader (which closes it); a second call raises."""
+        sock = getattr(self, "_access_log", None)
+        if sock is None:
+            raise TrafficError("HAProxy's request log socket is not available (not started, or already taken)",
+                               hint="start the splitter first; only one reader may take the request log")
+        self._access_log = None
+        return sock
+
+    def server_stats(self) -> dict[str, ServerStats]:
+        """Per-server counters of the split backend from the runtime API (``show stat``), cumulative
+        since HAProxy started."""
+        self._require_running()
+        return parse_show_stat(self._command("show stat"), SPLIT_BACKEND)
 
     def _argv(self) -> list[str]:
         return [self.binary, "-f", str(self.config_path), "-db"]
@@ -207,3 +261,54 @@ class HAProxySplitter(ProcessSplitter):
 
     def _stopped(self) -> None:
         self.socket_path.unlink(missing_ok=True)
+        sock = getattr(self, "_access_log", None)
+        if sock is not None:
+            sock.close()
+            self._access_log = None
+        self.access_log_path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """One server's cumulative counters from ``show stat``: answers by class, and the requests HAProxy
+    could not get an answer for (``econ`` connection errors, ``eresp`` response errors: HAProxy answers
+    those itself, with a 503 or 502, and counts them on the server, not in its ``hrsp_5xx``)."""
+
+    server: str
+    answers: int
+    hrsp_5xx: int
+    econ: int
+    eresp: int
+    rtime_ms: int | None    # average server response time over the last 1024 requests
+    ttime_ms: int | None    # average total time over the last 1024 requests
+
+    @property
+    def failed(self) -> int:
+        return self.hrsp_5xx + self.econ + self.eresp
+
+    @property
+    def total(self) -> int:
+        return self.answers + self.econ + self.eresp
+
+
+def parse_show_stat(text: str, backend: str) -> dict[str, ServerStats]:
+    """The server rows of ``backend`` in a ``show stat`` CSV answer (header line ``# pxname,svname,...``)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("# "):
+        raise TrafficError(f"HAProxy's 'show stat' answered {text[:200]!r}; expected a CSV with a '# pxname' header")
+    header = lines[0][2:].split(",")
+
+    def number(row: dict[str, str], key: str) -> int | None:
+        value = row.get(key, "")
+        return int(value) if value.lstrip("-").isdigit() else None
+
+    out: dict[str, ServerStats] = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND"):
+            continue
+        answers = sum(number(row, f"hrsp_{c}") or 0 for c in ("1xx", "2xx", "3xx", "4xx", "5xx", "other"))
+        out[row["svname"]] = ServerStats(row["svname"], answers, number(row, "hrsp_5xx") or 0,
+                                         number(row, "econ") or 0, number(row, "eresp") or 0,
+                                         number(row, "rtime"), number(row, "ttime"))
+    return out

@@ -10,6 +10,11 @@ its weights in a small location (``/__kuh/split``), and the reload counts only o
 connection reads the new generation there. ``weights()`` reads that location too, so it reports
 what the running nginx holds, not what the harness last wrote.
 
+Per-upstream request log for the gates (harness.sources.balancer): every proxied request appends one
+line to ``upstream.log`` in the run folder (:data:`UPSTREAM_LOG_FORMAT`: pool, ``$upstream_addr``,
+``$upstream_status``, ``$status``, ``$request_time`` and ``$upstream_response_time`` in seconds with
+millisecond resolution). The status location is not logged.
+
 ``weight=0`` is invalid in nginx: a server with no share is marked ``down``. Errors are not hidden:
 ``proxy_next_upstream off`` (no retry on another server) and no passive health marking
 (``max_fails=0``).
@@ -40,6 +45,12 @@ from harness.traffic.base import (
 )
 
 STATUS_PATH = "/__kuh/split"
+UPSTREAM_LOG = "upstream.log"
+#: one line per proxied request: "kuh1 <pool> <upstream_addr> <upstream_status> <status> <request_time>
+#: <upstream_response_time>"; nginx writes "-" for a value it does not have (no upstream reached)
+UPSTREAM_LOG_TAG = "kuh1"
+UPSTREAM_LOG_FORMAT = (f"{UPSTREAM_LOG_TAG} $kuh_pool $upstream_addr $upstream_status $status $request_time "
+                       "$upstream_response_time")
 
 
 def render_config(
@@ -76,6 +87,7 @@ events {{ worker_connections 2048; }}
 http {{
     access_log off;
     server_tokens off;
+    log_format kuh_upstream '{UPSTREAM_LOG_FORMAT}';
     client_body_temp_path {run_dir}/tmp/body;
     proxy_temp_path {run_dir}/tmp/proxy;
     fastcgi_temp_path {run_dir}/tmp/fastcgi;
@@ -109,6 +121,7 @@ http {{
             return 200 "generation={generation} {state}\\n";
         }}
         location / {{
+            access_log {run_dir}/{UPSTREAM_LOG} kuh_upstream;
             proxy_pass http://$kuh_pool;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -156,6 +169,11 @@ class NginxSplitter(ProcessSplitter):
         self._split = self.initial
         self._drained: frozenset[str] = frozenset()
         self._generation = 0
+
+    @property
+    def upstream_log_path(self) -> Path:
+        """The per-upstream request log (see the module docstring); it grows for the splitter's life."""
+        return self.run_dir / UPSTREAM_LOG
 
     @property
     def output_paths(self) -> tuple[Path, ...]:
