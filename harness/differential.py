@@ -169,13 +169,15 @@ def compare(
 
 # --- sending many requests: a bounded pool under one deadline --------------------------------------
 
-#: a batch's total deadline: a base, plus an allowance per request for each in-flight slot. Measured
-#: (``python -m benchmarks.differential``): 5,000 requests to an emulator pair, 8 in flight, take about
-#: 1 ms of wall time per request per node (10,000 answers in ~10 s on 2 shared cores); the allowance is
-#: 50 times that, so a node far slower than the emulator still finishes, while a node hanging every
-#: request is reported after minutes, not hours (5,000 requests x 2 nodes x 5 s timeouts / 8 = 104 min).
+#: a batch's total deadline: a base, plus an allowance per request (per node it goes to) for each request in
+#: flight. Measured with ``python -m benchmarks.differential`` (55,000-entity config, emulator pair 3.8.1 ->
+#: 3.9.1 on 2 cores shared with other work): 5,000 requests to X and Y (10,000 answers) took 11.8-15.7 s at
+#: 1-16 in flight (CPU-bound: ~1.3 ms per answer); with 5 ms added per answer, 79.7 s serial, 14.9 s at 8.
+#: The default (8 in flight) then allows 30 + 0.2 x 10,000 / 8 = 280 s: about 20 times the measured time,
+#: and enough for a node or upstream answering in 150 ms on average; a node hanging every request is
+#: reported after minutes, not the 104 minutes its 5 s timeouts would add up to.
 BATCH_BASE_S = 30.0
-BATCH_PER_REQUEST_S = 0.4
+BATCH_PER_REQUEST_S = 0.2
 
 
 def batch_seconds(requests: int, *, concurrency: int) -> float:
