@@ -52,15 +52,16 @@ def apportion(total: int, weights: Sequence[int], caps: Sequence[int], floors: S
     real = shares(high)
     out = [min(c, max(f, math.floor(x + 1e-9))) for x, c, f in zip(real, caps, floors, strict=True)]
     order = sorted(range(len(out)), key=lambda i: (-(real[i] - out[i]), i))
-    while sum(out) < total:
-        grew = False
+    given = sum(out)
+    while given < total:
+        before = given
         for i in order:
-            if sum(out) >= total:
+            if given >= total:
                 break
             if out[i] < caps[i]:
                 out[i] += 1
-                grew = True
-        if not grew:
+                given += 1
+        if given == before:
             break
     return out
 
