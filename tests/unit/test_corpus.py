@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.config import render_declarative
 from harness.corpus import (
@@ -484,3 +486,15 @@ def test_more_classes_than_the_budget_keeps_one_request_per_class_and_says_so(sa
 )
 def test_apportion(total: int, weights: list[int], caps: list[int], floors: list[int], expected: list[int]) -> None:
     assert apportion(total, weights, caps, floors) == expected
+
+
+@given(st.lists(st.tuples(st.integers(1, 500), st.integers(1, 50)), min_size=1, max_size=40), st.integers(1, 5000),
+       st.booleans())
+def test_apportion_gives_exactly_the_total_within_floors_and_caps(
+        strata: list[tuple[int, int]], total: int, with_floors: bool) -> None:
+    weights = [w for w, _ in strata]
+    caps = [w + extra for w, extra in strata]
+    floors = [min(3, c) if with_floors else 1 for c in caps]
+    out = apportion(total, weights, caps, floors)
+    assert all(f <= n <= c for n, f, c in zip(out, floors, caps, strict=True))
+    assert sum(out) == max(sum(floors), min(total, sum(caps)))
