@@ -37,6 +37,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("config_parity", "config parity at scale: normalise + diff vs DeepDiff"),
     ("admin_budget", "Admin API call budget at 55,000 entities: time vs size-scaled deadline"),
     ("gate_simulation", "sequential vs fixed-window gate on 10,000 simulated upgrades per case (in process)"),
+    ("differential", "differential corpus at 55,000 entities: build, sample, serial vs concurrent"),
     ("full_run", "full run of the default plan: wall time and harness overhead"),
 )
 NAMES = tuple(name for name, _ in BENCHMARKS)

@@ -36,11 +36,13 @@ def test_parity_with_the_reviewed_file(run: RunContext, plan: Plan, evidence, st
                                       + "\n  ".join(result.located))
 
 
-def test_differential_requests(run: RunContext, evidence, stage_figures) -> None:
-    report = checks.staging.differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y())
+def test_differential_requests(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
+    report = checks.staging.differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y(),
+                                         plan.differential)
     evidence.attach_text("differential requests", report.render_text())
-    stage_figures("differential", f"{report.compared} requests, {len(report.differences)} differences")
+    stage_figures("differential", report.summary())
     assert report.compared > 0, f"no request could be derived from the configuration: {report.skipped}"
+    assert report.complete, f"the differential did not finish: {report.summary()}"
     assert not report.differences, behaviour_difference(
         "Y answers differently from X:\n  " + "\n  ".join(d.render() for d in report.differences)
     )

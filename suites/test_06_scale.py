@@ -21,7 +21,7 @@ def test_remaining_y_nodes_ready(run: RunContext, plan: Plan, evidence, stage_fi
         evidence.save_json("y-writes.json", run.clusters.y_writes)
 
 
-def test_each_y_node_passes_the_smoke(run: RunContext) -> None:
+def test_each_y_node_passes_the_smoke(run: RunContext, plan: Plan) -> None:
     first, *others = run.clusters.y_nodes
-    problems = checks.scale.smoke(run.clients, run.corpus(), first, others)
+    problems = checks.scale.smoke(run.clients, run.corpus(), first, others, plan.differential)
     assert not problems, behaviour_difference("between Y nodes:\n  " + "\n  ".join(problems))

@@ -136,7 +136,7 @@ class TrafficRun:
                                               lock_fd=guard.lock_fd, miss_seconds=guard.miss_seconds)
                 log(f"traffic supervisor (pid {supervisor.pid}) holds the dead man's switch: if this run dies, "
                     "all traffic returns to X")
-            mix = probe_mix(x_nodes[0], corpus)
+            mix = probe_mix(x_nodes[0], corpus, concurrency=plan.differential.concurrency)
             probe = Probe(splitter.listen_url, mix, rate=plan.probe.rate, timeout=plan.probe.timeout_seconds,
                           version_sides={plan.x.version or "": "x", plan.y_version: "y"})
             # bounded: at most the whole plan's holds and soak, plus a generous margin for set-up
