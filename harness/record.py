@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from harness.config import ConfigDiff
 
 HEADLINE_MAX = 200
+MESSAGE_MAX = 4000
 
 
 @dataclass
@@ -96,6 +97,21 @@ def cut(text: str, limit: int = HEADLINE_MAX) -> str:
     while head.count("(") > head.count(")") and "(" in head:
         head = head[: head.rfind("(")]
     return head.rstrip(" ,;:(") + " \u2026"
+
+
+def whole_lines(message: str, limit: int = MESSAGE_MAX) -> str:
+    """A stage's message for the reports: whole when it fits, else its first whole lines and a count."""
+    if len(message) <= limit:
+        return message
+    lines = message.splitlines()
+    kept: list[str] = []
+    for line in lines:
+        if sum(len(k) + 1 for k in kept) + len(line) > limit - 80:
+            break
+        kept.append(line)
+    if not kept:
+        return cut(message, limit)
+    return "\n".join(kept) + f"\n... and {len(lines) - len(kept)} more line(s) (junit.xml has the whole message)"
 
 
 def first_line(message: str) -> str:
@@ -194,7 +210,7 @@ def build_summary(rec: RunRecord, ledger: Ledger, plan_path: Path | str, *, git_
             stages.append(StageResult(name, "not-run"))
             continue
         figure = "; ".join(f"{k}: {val}" for k, val in v.figures.items())
-        stages.append(StageResult(name, v.outcome, v.duration, figure[:200], v.message[:500], v.cause))
+        stages.append(StageResult(name, v.outcome, v.duration, figure[:200], whole_lines(v.message), v.cause))
     stopped = next((s for s in stages if s.outcome in ("failed", "interrupted", "paused")), None)
     if stopped is not None and stopped.outcome == "interrupted":
         verdict = "interrupted"

@@ -123,3 +123,30 @@ def distinct_colours(png_path: str | Path, *, sample: int = 4) -> int:
 def is_blank(png_path: str | Path, *, min_colours: int = 8) -> bool:
     """True when the picture is (nearly) one colour: a page that did not render."""
     return distinct_colours(png_path) < min_colours
+
+
+def dump_dom(html_path: str | Path, *, timeout_s: float = 60.0, js_budget_ms: int = 3000) -> str:
+    """The DOM that headless Chromium renders for a local page (``--dump-dom``): what a reader's browser
+    shows, scripts run, for tests that check a page as it is seen rather than as it was written."""
+    page = Path(html_path).resolve()
+    if not page.is_file():
+        raise HarnessError(f"cannot render {page}: no such file", hint="write the page first")
+    with tempfile.TemporaryDirectory(prefix="kuh-chromium-") as profile:
+        cmd = [chromium_binary(), *FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+               f"--virtual-time-budget={js_budget_ms}", page.as_uri()]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _stop_group(proc)
+            raise HarnessError(f"Chromium did not render {page} within {timeout_s:.0f} s (pid {proc.pid}, stopped)",
+                               hint="open the page by hand to see whether it hangs") from None
+        finally:
+            if proc.poll() is None:
+                _stop_group(proc)
+    if proc.returncode != 0 or not out.strip():
+        tail = "\n".join(err.decode("utf-8", "replace").splitlines()[-8:])
+        raise HarnessError(f"Chromium exited {proc.returncode} without a DOM of {page}\n{tail}",
+                           hint=f"run by hand: {cmd[0]} --headless --dump-dom {page.as_uri()}")
+    return out.decode("utf-8", "replace")

@@ -72,12 +72,30 @@ def test_times_durations_and_figures_come_from_the_ledger(tmp_path: Path) -> Non
     assert s.stages[1].key_figure == "checks: 1"
 
 
-def test_long_figures_and_messages_are_cut(tmp_path: Path) -> None:
+def test_long_figures_are_cut_and_messages_kept_whole_up_to_whole_lines(tmp_path: Path) -> None:
     led = Ledger(tmp_path, plan_name="p", plan_path="p.yaml")
     led.record(Verdict("preflight", "failed", 1.0, 2.0, "m" * 3000, {"a": "f" * 500}))
-    st = summary(RunRecord(), led).stages[0]
-    assert len(st.key_figure) == 200
-    assert len(st.message) == 500
+    lines = "\n".join(f"route-{i}/good-key: status: X=200 | Y=401" for i in range(300))
+    led.record(Verdict("backup", "failed", 1.0, 2.0, lines, {}))
+    first, second = summary(RunRecord(), led).stages[:2]
+    assert len(first.key_figure) == 200
+    assert first.message == "m" * 3000  # a message that fits is never cut (the issue: cut at "catalog-")
+    kept = second.message.splitlines()
+    assert kept[:-1] == lines.splitlines()[:len(kept) - 1]  # whole lines only
+    assert kept[-1].startswith("... and ") and "more line(s)" in kept[-1]
+    assert len(second.message) <= 4000
+
+
+def test_interrupted_and_not_judged_stages_give_their_own_verdicts(tmp_path: Path) -> None:
+    led = ledger_with(tmp_path, {s: "passed" for s in STAGES[:6]})
+    led.record(Verdict("shift", "interrupted", 1.0, 2.0, "interrupted (Ctrl-C) after 2 of 7 checks", {}, "interrupted"))
+    s = summary(RunRecord(), led)
+    assert (s.verdict, s.failing_stage) == ("interrupted", "shift")
+    assert "--from-stage shift" in s.resume_command and "interrupted during shift" in s.next_step
+    led.record(Verdict("shift", "failed", 1.0, 2.0, "test_splitter: could not run HAProxy", {}, "not-judged"))
+    s = summary(RunRecord(), led)
+    assert s.verdict == "not-judged"
+    assert s.headline == "shift could not be judged at test_splitter: could not run HAProxy"
 
 
 def test_the_record_fills_names_versions_nodes_and_evidence(tmp_path: Path) -> None:
