@@ -79,6 +79,8 @@ def _prometheus_plugins(config: Any) -> list[tuple[dict[str, Any], bool]]:
 def coverage(version: str, config: Any) -> Coverage:
     """Whether a cluster at ``version`` with this config (a declarative config or a list of plugins)
     reports status codes and latencies through the prometheus plugin."""
+    if config is None:
+        return Coverage(False, False, "its configuration could not be read")
     plugins = [(p, g) for p, g in _prometheus_plugins(config) if p.get("enabled", True) is not False]
     if not plugins:
         return Coverage(False, False, "no enabled prometheus plugin in its configuration")
