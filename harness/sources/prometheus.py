@@ -11,7 +11,8 @@ and 3.0.0 ... 3.9.3):
   kind, ``kong_request_latency_ms``, ``kong_upstream_latency_ms``, ``kong_kong_latency_ms``. Each is
   written only when the plugin's ``status_code_metrics`` / ``latency_metrics`` flag is on; both default
   to false (``schema.lua``).
-* A histogram bucket is written only once something fell in it (so a missing bucket counts 0); counters
+* A histogram bucket is written only once something fell in it (a missing bucket holds what the nearest
+  written bucket below it holds, 0 below the lowest); counters
   live in the node and survive a new config, but restart from 0 with the node (a smaller value than
   the last read is read as a restart: the new value is the delta).
 
@@ -107,11 +108,22 @@ class Scrape:
     buckets: Mapping[float, float] = field(default_factory=dict)
 
 
+def _filled(buckets: Mapping[float, float], bounds: Iterable[float]) -> dict[float, float]:
+    """Cumulative counts at every bound: a bound not written holds the count of the nearest written bound
+    below it (0 below the lowest: nothing fell there yet)."""
+    out: dict[float, float] = {}
+    known = sorted(buckets)
+    for bound in sorted(set(bounds) | set(known)):
+        below = [b for b in known if b <= bound]
+        out[bound] = buckets[below[-1]] if below else 0.0
+    return out
+
+
 def parse_metrics(text: str) -> Scrape:
     """Status counts and the Kong-latency histogram of one ``/metrics`` text, summed over services,
     routes, consumers and workspaces; either naming (2.8 or 3.x)."""
     codes: dict[int, float] = {}
-    buckets: dict[float, float] = {}
+    per_series: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name, labels = sample.name, sample.labels
@@ -123,9 +135,14 @@ def parse_metrics(text: str) -> Scrape:
                 codes[code] = codes.get(code, 0.0) + sample.value
             elif (name == "kong_kong_latency_ms_bucket"
                   or (name == "kong_latency_bucket" and labels.get("type") == "kong")):
-                le = float(labels.get("le", "inf"))
-                buckets[le] = buckets.get(le, 0.0) + sample.value
-    return Scrape(codes, buckets)
+                series = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+                per_series.setdefault(series, {})[float(labels.get("le", "inf"))] = sample.value
+    bounds = {b for buckets in per_series.values() for b in buckets}
+    total: dict[float, float] = {}
+    for buckets in per_series.values():
+        for bound, count in _filled(buckets, bounds).items():
+            total[bound] = total.get(bound, 0.0) + count
+    return Scrape(codes, total)
 
 
 def delta(now: Scrape, before: Scrape | None) -> tuple[Scrape, bool]:
@@ -133,7 +150,9 @@ def delta(now: Scrape, before: Scrape | None) -> tuple[Scrape, bool]:
     if before is None:
         return now, False
     codes = {k: v - before.codes.get(k, 0.0) for k, v in now.codes.items()}
-    buckets = {k: v - before.buckets.get(k, 0.0) for k, v in now.buckets.items()}
+    bounds = set(now.buckets) | set(before.buckets)
+    then, current = _filled(before.buckets, bounds), _filled(now.buckets, bounds)
+    buckets = {k: current[k] - then[k] for k in bounds}
     went_down = any(v < 0 for v in codes.values()) or any(v < 0 for v in buckets.values()) or any(
         k not in now.codes for k in before.codes)
     if went_down:
