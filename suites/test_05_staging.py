@@ -37,14 +37,15 @@ def test_parity_with_the_reviewed_file(run: RunContext, plan: Plan, evidence, st
 
 
 def test_differential_requests(run: RunContext, plan: Plan, evidence, stage_figures) -> None:
-    report = checks.staging.differential(run.corpus(), run.clusters.x_nodes[0], run.clusters.first_y(),
-                                         plan.differential)
+    x, y = run.clusters.x_nodes[0], run.clusters.first_y()
+    report = checks.staging.differential(run.corpus(), x, y, plan.differential)
     evidence.attach_text("differential requests", report.render_text())
     stage_figures("differential", report.summary())
     assert report.compared > 0, f"no request could be derived from the configuration: {report.skipped}"
     assert report.complete, f"the differential did not finish: {report.summary()}"
     assert not report.differences, behaviour_difference(
-        "Y answers differently from X:\n  " + "\n  ".join(d.render() for d in report.differences)
+        f"Y answers differently from X ({y.name} vs {x.name}):\n  "
+        + "\n  ".join(d.render() for d in report.differences)
     )
 
 
