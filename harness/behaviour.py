@@ -9,6 +9,7 @@ table; the two are never shared, so a wrong fact cannot pass both sides.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,6 +75,51 @@ def sends_request_id(version: str | Version) -> bool:
 def sends_via_upstream(version: str | Version) -> bool:
     """3.8+ also sends ``Via`` to the upstream (KONG-FACTS §6.3)."""
     return _at_least(_v(version), 3, 8)
+
+
+#: the response and upstream-request headers whose presence and form a version dictates (KONG-FACTS §6.3)
+VERSION_HEADERS = ("via", "server", "x-kong-request-id", "x-kong-upstream-latency", "x-kong-proxy-latency",
+                   "x-kong-response-latency")
+
+
+def header_problems(version: str | Version, response: Mapping[str, str], upstream: Mapping[str, str] | None
+                    ) -> list[str]:
+    """What a node of ``version`` got wrong in the version-dependent headers of one answer (KONG-FACTS §6.3).
+
+    ``response``: the answer's headers (lower-case names); ``upstream``: the headers the upstream received
+    (None when Kong answered itself). Proxied answers carry ``Via`` in the version's form and the latency
+    headers; Kong's own answers carry ``Server: kong/<version>`` and no ``Via``; from 3.5 both carry
+    ``X-Kong-Request-Id`` (and the upstream gets it); from 3.8 the upstream also gets ``Via``.
+    """
+    v = _v(version)
+    problems = []
+    request_id = sends_request_id(v)
+    if upstream is not None:
+        via = response.get("via")
+        if via is None or not via_pattern(v).search(via):
+            problems.append(f"Via {via!r} is not {version}'s form ({via_pattern(v).pattern})")
+        for name in ("x-kong-upstream-latency", "x-kong-proxy-latency"):
+            if name not in response:
+                problems.append(f"no {name} on a proxied answer")
+        got_via = upstream.get("via")
+        if sends_via_upstream(v) and (got_via is None or f"kong/{v}" not in got_via):
+            problems.append(f"the upstream received Via {got_via!r}, {version} sends 'HTTP-version kong/{v}'")
+        if not sends_via_upstream(v) and got_via is not None and "kong/" in got_via:
+            problems.append(f"the upstream received Via {got_via!r}, which {version} does not send")
+        if request_id != ("x-kong-request-id" in upstream):
+            problems.append(f"X-Kong-Request-Id to the upstream {'missing' if request_id else 'sent'} "
+                            f"({version} {'sends' if request_id else 'does not send'} it)")
+    else:
+        if response.get("server") != f"kong/{v}":
+            problems.append(f"Server {response.get('server')!r} on Kong's own answer, expected 'kong/{v}'")
+        if "via" in response:
+            problems.append(f"Via {response['via']!r} on Kong's own answer, which carries none")
+        if "x-kong-response-latency" not in response:
+            problems.append("no x-kong-response-latency on Kong's own answer")
+    if request_id != ("x-kong-request-id" in response):
+        problems.append(f"X-Kong-Request-Id on the answer {'missing' if request_id else 'sent'} "
+                        f"({version} {'sends' if request_id else 'does not send'} it)")
+    return problems
 
 
 # Headers whose value legitimately differs between two nodes or two versions; the differential

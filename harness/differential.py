@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from harness.behaviour import VOLATILE_UPSTREAM_HEADERS, ExpectedError, key_auth_401
+from harness.behaviour import VERSION_HEADERS, VOLATILE_UPSTREAM_HEADERS, ExpectedError, header_problems, key_auth_401
 from harness.corpus import CorpusRequest, fingerprint
 from harness.deadline import Deadline
 from harness.errors import NodeUnreachable
@@ -46,6 +46,7 @@ class Observation:
     www_authenticate: str | None
     upstream: Mapping[str, Any] | None     # what the echo upstream says it received; None if Kong answered
     body_text: str
+    headers: Mapping[str, str] | None = None   # the version-dependent response headers (None: not read)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def observe(client: httpx.Client, base_url: str, req: CorpusRequest, *, where: s
         data = resp.json()
     upstream = data if isinstance(data, dict) and {"method", "path", "headers"} <= data.keys() else None
     message = data.get("message") if isinstance(data, dict) and upstream is None else None
-    return Observation(resp.status_code, message, resp.headers.get("www-authenticate"), upstream, text)
+    headers = {name: resp.headers[name] for name in VERSION_HEADERS if name in resp.headers}
+    return Observation(resp.status_code, message, resp.headers.get("www-authenticate"), upstream, text, headers)
 
 
 def expected_for(req: CorpusRequest, version: str) -> ExpectedError | None:
@@ -135,6 +137,13 @@ def compare(
     if x.status != y.status:
         out.append(Difference(req.name, "status", str(x.status), str(y.status)))
         return out
+    for side, obs, ver in (("X", x, x_version), ("Y", y, y_version)):
+        if obs.headers is None or not ver or (obs.upstream is None and obs.status >= 500):
+            continue   # not read, an unknown version, or a 5xx: nothing to hold the headers to
+        seen = {str(k).lower(): str(v) for k, v in ((obs.upstream or {}).get("headers") or {}).items()}
+        for problem in header_problems(ver, obs.headers, seen if obs.upstream is not None else None):
+            out.append(Difference(req.name, f"{side} headers ({ver})", problem if side == "X" else "-",
+                                  problem if side == "Y" else "-", "version-dependent headers (KONG-FACTS §6.3)"))
     exp_x, exp_y = expected_for(req, x_version), expected_for(req, y_version)
     if exp_x and exp_y:
         for side, obs, exp, ver in (("X", x, exp_x, x_version), ("Y", y, exp_y, y_version)):

@@ -8,6 +8,7 @@ from harness.behaviour import (
     VOLATILE_RESPONSE_HEADERS,
     VOLATILE_UPSTREAM_HEADERS,
     ExpectedError,
+    header_problems,
     key_auth_401,
     no_route_404,
     sends_request_id,
@@ -117,3 +118,38 @@ def test_volatile_headers_are_lower_case_and_keep_what_must_be_compared() -> Non
     for kept in ("x-consumer-username", "x-consumer-id", "x-credential-identifier", "apikey", "host",
                  "x-forwarded-host", "x-forwarded-proto", "x-forwarded-path"):
         assert kept not in VOLATILE_UPSTREAM_HEADERS
+
+
+# --- version-dependent headers (KONG-FACTS §6.3) --------------------------------------------------------
+
+PROXIED_38 = {"via": "1.1 kong/3.8.0", "x-kong-upstream-latency": "1", "x-kong-proxy-latency": "0",
+              "x-kong-request-id": "a" * 32}
+UPSTREAM_38 = {"via": "1.1 kong/3.8.0", "x-kong-request-id": "a" * 32}
+
+
+def test_a_38_node_that_answers_as_38_has_no_header_problem() -> None:
+    assert header_problems("3.8.0", PROXIED_38, UPSTREAM_38) == []
+    own = {"server": "kong/3.8.0", "x-kong-response-latency": "0", "x-kong-request-id": "a" * 32}
+    assert header_problems("3.8.0", own, None) == []
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"via": None}, "Via None is not 3.8.0's form"),
+    ({"via": "kong/3.8.0"}, "Via 'kong/3.8.0' is not 3.8.0's form"),
+    ({"x-kong-request-id": None}, "X-Kong-Request-Id on the answer missing"),
+    ({"x-kong-proxy-latency": None}, "no x-kong-proxy-latency on a proxied answer"),
+])
+def test_a_38_node_that_drops_or_changes_a_version_header_is_named(change: dict[str, str | None],
+                                                                   problem: str) -> None:
+    headers = {k: v for k, v in {**PROXIED_38, **change}.items() if v is not None}
+    assert any(p.startswith(problem) for p in header_problems("3.8.0", headers, UPSTREAM_38)), problem
+
+
+def test_via_to_the_upstream_only_from_38_and_the_request_id_only_from_35() -> None:
+    assert any("the upstream received Via None" in p
+               for p in header_problems("3.8.0", PROXIED_38, {"x-kong-request-id": "a" * 32}))
+    old = {"via": "kong/3.4.2", "x-kong-upstream-latency": "1", "x-kong-proxy-latency": "0"}
+    assert header_problems("3.4.2", old, {}) == []
+    assert any("X-Kong-Request-Id on the answer sent" in p
+               for p in header_problems("3.4.2", {**old, "x-kong-request-id": "b" * 32}, {}))
+    assert any("which 3.4.2 does not send" in p for p in header_problems("3.4.2", old, {"via": "1.1 kong/3.4.2"}))

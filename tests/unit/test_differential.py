@@ -394,6 +394,9 @@ class FakeKong:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def version_string(self) -> str:   # the Server header http.server sends: Kong's own
+                return f"kong/{node.version}"
+
             def do_GET(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
@@ -439,7 +442,7 @@ class FakeKong:
             return 503, {"message": "name resolution failed"}, {}
         quirk = next((q for prefix, q in self.quirks.items() if url.path.startswith(prefix)), None)
         if quirk == "404":
-            return 404, {"message": "no Route matched with those values"}, {}
+            return 404, {"message": "no Route matched with those values"}, self.own_headers()
         service = int(url.path.split("/")[1][1:])
         lower = {k.lower(): v for k, v in headers.items()}
         if service % 4 == 0:
@@ -447,12 +450,18 @@ class FakeKong:
             if key != GOOD_KEY:
                 exp = key_auth_401(self.version, "missing" if key is None else "invalid")
                 return 401, {"message": exp.message}, ({"WWW-Authenticate": exp.www_authenticate}
-                                                       if exp.www_authenticate else {})
+                                                       if exp.www_authenticate else {}) | self.own_headers()
         seen = {**{k: v for k, v in lower.items() if k != "host"}, "host": "127.0.0.1:9",
-                "via": f"1.1 kong/{self.version}"}
+                "via": f"1.1 kong/{self.version}", "x-kong-request-id": "0" * 32}
         if quirk == "header":
             seen["x-extra"] = "1"
-        return 200, {"method": method, "path": url.path, "query": {}, "body": "", "headers": seen}, {}
+        proxied = {"Via": f"1.1 kong/{self.version}", "X-Kong-Upstream-Latency": "1", "X-Kong-Proxy-Latency": "0",
+                   "X-Kong-Request-Id": "0" * 32}
+        return 200, {"method": method, "path": url.path, "query": {}, "body": "", "headers": seen}, proxied
+
+    def own_headers(self) -> dict[str, str]:
+        """The headers of Kong's own answers at 3.8/3.9 (KONG-FACTS §6.3)."""
+        return {"X-Kong-Response-Latency": "0", "X-Kong-Request-Id": "0" * 32}   # Server: version_string()
 
 
 @pytest.fixture
