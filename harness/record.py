@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -132,13 +133,25 @@ def _gate_headline(stage: str, steps: tuple[StepResult, ...], nodes: Iterable[No
     y = ", ".join(n.name for n in nodes if n.cluster == "y" and n.role != "cp") or "Y"
     bad = ([t for t in step.thresholds if t.outcome == step.outcome]
            or [t for t in step.thresholds if t.outcome != "pass"])
+    # a measured figure against its limit reads best; the sequential gate's decision says it in words
+    bad.sort(key=lambda t: t.name.startswith("sequential_"))
     word = "gate failed" if step.outcome == "fail" else "gate could not judge"
     if bad:
         t = bad[0]
         more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
-        return f"{stage}: {word} at {step.weight_y:g} % Y on {y}: {t.name} {t.observed} {t.limit}{more}"
+        if t.name.startswith("sequential_"):
+            what = f"{t.name}: {_sequential_words(t.explanation)}"
+        else:
+            what = f"{t.name} {t.observed} {t.limit}"
+        return f"{stage}: {word} at {step.weight_y:g} % Y on {y}: {what}{more}"
     reason = step.reason.split(": ", 1)[-1]
     return f"{stage}: {word} at {step.weight_y:g} % Y on {y}: {reason}"
+
+
+def _sequential_words(explanation: str) -> str:
+    text = explanation.split("): ", 1)[-1] if explanation.startswith("sequential gate") else explanation
+    text = re.sub(r"^after [\d.]+ s \(\d+ looks\): ", "", text)
+    return text.split(": e-value", 1)[0]
 
 
 def headline(verdict: Verdict | None, steps: tuple[StepResult, ...] = (), nodes: Iterable[NodeInfo] = ()) -> str:

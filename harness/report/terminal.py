@@ -33,8 +33,24 @@ def _value(value: float | None, unit: str) -> str:
     return f"{value:g}"
 
 
+def base_name(name: str) -> str:
+    """``error_rate_y[balancer]`` -> ``error_rate_y``: the check, whatever source measured it."""
+    return name.split("[", 1)[0]
+
+
 def threshold(check: GateCheck) -> Threshold:
-    unit, op = _KINDS.get(check.name, ("", "<="))
+    name = base_name(check.name)
+    if name.startswith("sequential_"):
+        # the sequential gate decides when the evidence is enough: its figure is when, its limit the hold
+        observed = "n/a" if check.figure is None else f"decided at {check.figure:g} s"
+        limit = "" if check.limit is None else f"(hold {check.limit:g} s)"
+        if check.p_value is not None:
+            observed += f", anytime p {check.p_value:.3g}"
+        return Threshold(check.name, observed, limit, check.outcome, check.explanation)
+    if name == "share_y":
+        return Threshold(check.name, _value(check.figure, "%"), f"~ {_value(check.limit, '%')} asked", check.outcome,
+                         check.explanation)
+    unit, op = _KINDS.get(name, ("", "<="))
     limit = "" if check.limit is None else f"{op} {_value(check.limit, unit)}"
     return Threshold(check.name, _value(check.figure, unit), limit, check.outcome, check.explanation)
 

@@ -207,3 +207,35 @@ def test_config_drift_and_parity_read_as_deck_diffs(tmp_path: Path) -> None:
     assert drift.lines[-1] == "Summary: Created 1 Updated 1 Deleted 1"
     html = _render(replace(sample_summary(failed=True), drift=drift), tmp_path).read_text()
     assert "Config drift on X (x1): backup -&gt; now" in html and "retries: 5 -&gt; 6" in html
+
+
+def test_thresholds_read_as_k6_prints_them_and_the_headline_prefers_a_measured_figure() -> None:
+    from harness.gates import GateCheck, GateResult
+    from harness.ledger import Verdict
+    from harness.record import headline
+    from harness.report.terminal import threshold_lines, thresholds_of
+    from harness.summary import NodeInfo
+
+    gate = GateResult("fail", (
+        GateCheck("samples_y", 250, 40, True, "250 answers from Y (need 40)"),
+        GateCheck("sequential_error_rate_limit", 3.02, 3.0, False,
+                  "sequential gate (error_rate_limit; looks every 0.25 s): after 3.02 s (12 looks): Y failed 12 of "
+                  "397 (3.02 %), over the 1.00 % limit: e-value 120 >= 1/alpha = 100 (anytime p 0.0083)",
+                  "fail", p_value=0.0083),
+        GateCheck("error_rate_y[balancer]", 0.0302, 0.01, False, "balancer: Y 12 of 397 answers 5xx", "fail"),
+        GateCheck("p99_y", 12.5, 500.0, True, "Y: p99 12.5"),
+    ))
+    ths = thresholds_of(gate)
+    lines = threshold_lines(ths)
+    assert any("\u2713 samples_y" in ln and "250 >= 40" in ln for ln in lines), lines
+    assert any("\u2717 error_rate_y[balancer]" in ln and "3.02 % <= 1.00 %" in ln for ln in lines), lines
+    assert any("\u2713 p99_y" in ln and "12.5 ms <= 500.0 ms" in ln for ln in lines), lines
+    step = replace(sample_summary(failed=True).steps[-1], thresholds=ths, weight_y=100)
+    nodes = (NodeInfo("y1", "emulator://3.8.1", "y", "dbless", "3.8.1"),)
+    line = headline(Verdict("shift", "failed", 0, 1, "test_shift_step[y=100%]: gate failed: ...", {}, "check"),
+                    (step,), nodes)
+    assert line == "shift: gate failed at 100 % Y on y1: error_rate_y[balancer] 3.02 % <= 1.00 % (+1 more)"
+    only_sequential = replace(step, thresholds=tuple(t for t in ths if t.name.startswith("sequential")))
+    line = headline(Verdict("shift", "failed", 0, 1, "x: y", {}, "check"), (only_sequential,), nodes)
+    assert line == ("shift: gate failed at 100 % Y on y1: sequential_error_rate_limit: Y failed 12 of 397 (3.02 %), "
+                    "over the 1.00 % limit")
