@@ -1,8 +1,8 @@
 """Nodes as local processes: the emulator (``python -m emulator``), or a locally installed ``kong``.
 
-Each node gets a folder ``<run dir>/<node name>/`` holding its declarative config (``kong.yaml``), its
-log (``node.log``: stdout and stderr) and a pid file (``node.pid``, JSON: pid, argv, start time). The
-pid file lets :func:`harness.nodes.sweep` stop the leftovers of a crashed run, after checking through
+Each node gets a folder ``<run dir>/<node name>/`` holding its declarative config (``kong.yaml``, mode
+0600, removed once loaded), its log (``node.log``: stdout and stderr) and a pid file (``node.pid``, JSON:
+pid, argv, start time). The pid file lets :func:`harness.nodes.sweep` stop the leftovers of a crashed run, after checking through
 ``/proc/<pid>`` that the process is still the one started here (same argv, same start time).
 
 Every node runs in its own process group, listens on free 127.0.0.1 ports, and counts as started only
@@ -220,6 +220,8 @@ class ProcessProvider:
         except BaseException:
             self.stop(node)
             raise
+        finally:
+            (folder / CONFIG_FILE).unlink(missing_ok=True)  # loaded at start; keys are not left on disk
         _write_pid_file(folder / PID_FILE, proc.pid, argv, request)
         return node
 
@@ -252,8 +254,10 @@ class ProcessProvider:
             env["KONG_CLUSTER_CERT"] = request.cluster_cert.cert_path
             env["KONG_CLUSTER_CERT_KEY"] = request.cluster_cert.key_path
         if request.declarative_config:
+            # it holds consumer keys: private while it exists, and removed once the node has loaded it
             config_path = folder / CONFIG_FILE
-            config_path.write_text(request.declarative_config)
+            with os.fdopen(os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+                out.write(request.declarative_config)
             env["KONG_DECLARATIVE_CONFIG"] = str(config_path)
         if request.echo_port is not None:
             env["KONG_EMULATOR_ECHO_LISTEN"] = f"{LOOPBACK}:{request.echo_port}"
