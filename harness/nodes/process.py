@@ -2,8 +2,9 @@
 
 Each node gets a folder ``<run dir>/<node name>/`` holding its declarative config (``kong.yaml``, mode
 0600, removed once loaded), its log (``node.log``: stdout and stderr) and a pid file (``node.pid``, JSON:
-pid, argv, start time). The pid file lets :func:`harness.nodes.sweep` stop the leftovers of a crashed run, after checking through
-``/proc/<pid>`` that the process is still the one started here (same argv, same start time).
+pid, argv, start time). The pid file lets :func:`harness.nodes.sweep` stop the leftovers of a crashed
+run, after checking through ``/proc/<pid>`` that the process is still the one started here (same argv,
+same start time).
 
 Every node runs in its own process group, listens on free 127.0.0.1 ports, and counts as started only
 when it answers over HTTP (``harness.nodes.spec.ready_check``), never on a bare port check.
