@@ -47,3 +47,35 @@ def test_public_surface_is_sorted_and_real() -> None:
 
     assert report.__all__ == sorted(report.__all__)
     assert all(hasattr(report, name) for name in report.__all__)
+
+
+def test_allure_history_is_carried_from_the_plans_previous_run(tmp_path: Path) -> None:
+    from harness.report.allure_html import HISTORY, carry_history
+
+    previous, current = tmp_path / "20261129T100000Z-aaaaaa-p", tmp_path / "20261129T110000Z-bbbbbb-p"
+    previous.mkdir()
+    current.mkdir()
+    (previous / HISTORY).write_text('{"run": 1}\n')
+    assert carry_history(current, previous) == current / HISTORY
+    assert (current / HISTORY).read_text() == '{"run": 1}\n'
+    assert carry_history(tmp_path / "new", None) == tmp_path / "new" / HISTORY  # nothing to carry: no file
+
+
+def test_retitle_sets_the_report_name_in_the_single_file_widgets(tmp_path: Path) -> None:
+    import base64
+
+    from harness.report.allure_html import retitle
+
+    def blob(obj: object) -> str:
+        return base64.b64encode(json.dumps(obj).encode()).decode()
+
+    page = tmp_path / "index.html"
+    page.write_text(f'd("widgets/summary.json","{blob({"reportName": "Allure Report"})}");'
+                    f'd("widgets/history-trend.json","{blob([{"reportName": "Allure Report"}])}");')
+    assert retitle(page, "p: Kong 3.4.2 -> 3.8.1: FAILED")
+    text = page.read_text()
+    for encoded in text.split('","')[1:]:
+        assert "p: Kong 3.4.2 -> 3.8.1: FAILED" in base64.b64decode(encoded.split('")')[0]).decode()
+    other = tmp_path / "other.html"
+    other.write_text("<html></html>")
+    assert not retitle(other, "x") and other.read_text() == "<html></html>"
