@@ -1,9 +1,9 @@
 """The balancer as a metrics source: every request through the splitter, the users' too, per server.
 
-* HAProxy: one line per request on a unix datagram socket (harness.traffic.haproxy: backend, server,
-  status, ``%Ta`` total active time in ms); a reader thread drains it continuously, so HAProxy never waits
-  on us and the kernel's queue does not overflow between looks. The runtime API's ``show stat``
-  (cumulative per-server answers, 5xx, connection and response errors) checks how many lines were lost.
+* HAProxy: one line per request (harness.traffic.haproxy: backend, server, status, ``%Ta`` total active
+  time in ms) into HAProxy's in-memory ring, streamed over the runtime API to a reader thread, so HAProxy
+  never waits on us. The runtime API's ``show stat`` (cumulative per-server answers, 5xx, connection and
+  response errors) checks that no line went missing; a gap is named in the reading's notes.
 * nginx: the per-upstream access log (harness.traffic.nginx: ``$upstream_addr``, ``$status``,
   ``$request_time``), read from where it ended at the last read.
 * the command splitter: unavailable (the harness does not run that balancer, so it cannot read it).
@@ -87,8 +87,9 @@ class HAProxyLog:
         self._splitter = splitter
         self._backend = SPLIT_BACKEND
         self._sides: dict[str, Side] = {b.name: b.side for b in splitter.backends}
-        self._sock: socket.socket = splitter.take_access_log()
+        self._sock: socket.socket = splitter.open_access_log()
         self._sock.settimeout(0.2)
+        self._partial = ""
         self._lines: deque[str] = deque(maxlen=MAX_PENDING_LINES)
         self._stop = threading.Event()
         self._seen_total = 0
@@ -99,12 +100,16 @@ class HAProxyLog:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data = self._sock.recv(4096)
+                data = self._sock.recv(65536)
             except TimeoutError:
                 continue
             except OSError:
                 return
-            self._lines.append(data.decode(errors="replace"))
+            if not data:
+                return                  # HAProxy closed the stream (it stopped)
+            lines = (self._partial + data.decode(errors="replace")).split("\n")
+            self._partial = lines.pop()
+            self._lines.extend(lines)
 
     def _stats(self) -> dict[str, int] | None:
         try:

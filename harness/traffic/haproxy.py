@@ -11,9 +11,12 @@ Layout of the generated config:
   answer, including the 503 HAProxy writes itself when a server cannot be reached.
 * per-request timers for the gates (harness.sources.balancer): every request is logged, one raw line
   (:data:`ACCESS_LOG_FORMAT`: backend, server, status, ``%Ta`` total active time and ``%Tr`` server
-  response time in ms) sent to a unix datagram socket the splitter binds before HAProxy starts
-  (:meth:`HAProxySplitter.take_access_log`); unread lines are dropped by the kernel, never block HAProxy.
-  The per-server counters come from the runtime API's ``show stat`` (:meth:`HAProxySplitter.server_stats`).
+  response time in ms) into an in-memory ring (:data:`ACCESS_RING`, 8 MiB), streamed to a reader over
+  the runtime API with ``show events <ring> -w -n`` (:meth:`HAProxySplitter.open_access_log`). A unix
+  datagram socket was tried first and lost lines: Linux queues only ``net.unix.max_dgram_qlen`` (10 here)
+  datagrams, so a reader a few milliseconds late dropped them. ``stats timeout`` is raised so the
+  streaming connection is not closed while traffic is idle. The per-server counters come from the
+  runtime API's ``show stat`` (:meth:`HAProxySplitter.server_stats`).
 
 Health checks are OFF on purpose (no ``check`` keyword), ``option redispatch`` is not set and
 ``retries`` is 0: a broken Y server must show up to the probe and the gate as errors (an immediate
@@ -23,7 +26,6 @@ probe timeouts by HAProxy's 1 s pause between retries.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,14 +50,16 @@ PIN_BACKEND = "kuh_pin_y"
 #: response time, -1 when the server never answered)
 ACCESS_LOG_TAG = "kuh1"
 ACCESS_LOG_FORMAT = f"{ACCESS_LOG_TAG} %b %s %ST %Ta %Tr"
+ACCESS_RING = "kuh_requests"
+ACCESS_RING_BYTES = 8 * 1024 * 1024
 
 
 def render_config(
     backends: Sequence[Backend], *, port: int, socket_path: Path, x: int, y: int, host: str = "127.0.0.1",
-    access_log: Path | None = None,
+    access_log: bool = False,
 ) -> str:
-    """The HAProxy configuration text for these backends and this starting split (``access_log``: the
-    unix datagram socket each request's :data:`ACCESS_LOG_FORMAT` line goes to; None: no request log)."""
+    """The HAProxy configuration text for these backends and this starting split (``access_log``: each
+    request's :data:`ACCESS_LOG_FORMAT` line into the ring :data:`ACCESS_RING`)."""
     weights = server_weights(backends, x, y)
     x_names = " ".join(b.name for b in backends if b.side == "x")
     y_names = " ".join(b.name for b in backends if b.side == "y")
@@ -64,7 +68,9 @@ def render_config(
         "global",
         f"    stats socket {socket_path} mode 600 level admin",
         "    maxconn 4096",
-        *([f"    log {access_log} len 1024 format raw local0"] if access_log else []),
+        *(["    stats timeout 1d", f"    log ring@{ACCESS_RING} local0", "",
+            f"ring {ACCESS_RING}", "    format raw", "    maxlen 1024", f"    size {ACCESS_RING_BYTES}"]
+          if access_log else []),
         "",
         "defaults",
         "    mode http",
@@ -124,10 +130,6 @@ class HAProxySplitter(ProcessSplitter):
     def log_path(self) -> Path:
         return self.run_dir / "haproxy.log"
 
-    @property
-    def access_log_path(self) -> Path:
-        """The unix datagram socket HAProxy sends one line per request to (see the module docstring)."""
-        return self.run_dir / "access.sock"
 
     @property
     def output_paths(self) -> tuple[Path, ...]:
@@ -142,37 +144,26 @@ class HAProxySplitter(ProcessSplitter):
                 hint="give the splitter a shorter run directory",
             )
         self.socket_path.unlink(missing_ok=True)
-        self._bind_access_log()
         self.config_path.write_text(
             render_config(
                 self.backends, port=self.port, socket_path=self.socket_path, x=self.initial[0],
-                y=self.initial[1], host=self.host, access_log=self.access_log_path,
+                y=self.initial[1], host=self.host, access_log=True,
             )
         )
 
-    def _bind_access_log(self) -> None:
-        """Bind the request log's socket before HAProxy starts, so no line of the run is lost to a
-        missing socket; until a reader takes it the kernel queues (then drops) the lines."""
-        path = self.access_log_path
-        path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    def open_access_log(self, timeout: float = 5.0) -> socket.socket:
+        """A runtime API connection streaming each new request's log line from now on (``show events
+        <ring> -w -n``); the caller reads it and closes it."""
+        self._require_running()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            sock.bind(str(path))
+            sock.settimeout(timeout)
+            sock.connect(str(self.socket_path))
+            sock.sendall(f"show events {ACCESS_RING} -w -n\n".encode())
         except OSError as exc:
             sock.close()
-            raise TrafficError(f"could not bind HAProxy's request log socket {path}: {exc}",
-                               hint="give the splitter a writable, short run directory") from exc
-        self._access_log: socket.socket | None = sock
-
-    def take_access_log(self) -> socket.socket:
-        """The bound request-log socket, handed to one reader (which closes it); a second call raises."""
-        sock = getattr(self, "_access_log", None)
-        if sock is None:
-            raise TrafficError("HAProxy's request log socket is not available (not started, or already taken)",
-                               hint="start the splitter first; only one reader may take the request log")
-        self._access_log = None
+            raise TrafficError(f"HAProxy admin socket {self.socket_path} refused 'show events {ACCESS_RING}': {exc}",
+                               hint=f"is HAProxy (pid {self.pid}) still running? see {self.log_path}") from exc
         return sock
 
     def server_stats(self) -> dict[str, ServerStats]:
@@ -261,11 +252,6 @@ class HAProxySplitter(ProcessSplitter):
 
     def _stopped(self) -> None:
         self.socket_path.unlink(missing_ok=True)
-        sock = getattr(self, "_access_log", None)
-        if sock is not None:
-            sock.close()
-            self._access_log = None
-        self.access_log_path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -116,10 +116,10 @@ def test_haproxy_lines() -> None:
 def test_haproxy_config_logs_each_request_only_when_asked() -> None:
     backends = [Backend("x1", "x", "127.0.0.1", 8001), Backend("y1", "y", "127.0.0.1", 8002)]
     plain = render_config(backends, port=9000, socket_path=Path("/tmp/a.sock"), x=100, y=0)
-    logged = render_config(backends, port=9000, socket_path=Path("/tmp/a.sock"), x=100, y=0,
-                           access_log=Path("/tmp/l.sock"))
-    assert "log-format" not in plain and "log " not in plain
-    assert "    log /tmp/l.sock len 1024 format raw local0" in logged
+    logged = render_config(backends, port=9000, socket_path=Path("/tmp/a.sock"), x=100, y=0, access_log=True)
+    assert "log-format" not in plain and "log " not in plain and "ring " not in plain
+    assert "    log ring@kuh_requests local0" in logged and "ring kuh_requests\n    format raw" in logged
+    assert "    stats timeout 1d" in logged, "the streaming connection survives idle traffic"
     assert f'    log-format "{ACCESS_LOG_FORMAT}"' in logged and "    log global" in logged
 
 
