@@ -34,6 +34,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("emulator_throughput", "emulator proxy throughput vs the echo upstream alone (wrk)"),
     ("probe_rate", "open-loop probe: sustained rate, CPU, latency percentiles beside wrk"),
     ("rollback", "rollback latency: failed gate decision to all traffic verified on X"),
+    ("kill_to_x", "dead man's switch: kill -9 of the harness to all traffic on X, per splitter"),
     ("config_parity", "config parity at scale: normalise + diff vs DeepDiff"),
     ("admin_budget", "Admin API call budget at 55,000 entities: time vs size-scaled deadline"),
     ("gate_simulation", "sequential vs fixed-window gate on 10,000 simulated upgrades per case (in process)"),
