@@ -25,8 +25,9 @@ import yaml
 
 from benchmarks.common import REPO, Row, Table, fmt_ratio, fmt_seconds, print_table, timed
 from benchmarks.config_parity import FULL, generate_x
-from harness.admin import CONFIG_EXPECTED_BYTES, LIST_SECONDS, MAX_ANSWER_BYTES, AdminClient
+from harness.admin import CONFIG_EXPECTED_BYTES, MAX_ANSWER_BYTES, AdminClient
 from harness.deadline import CallBudget, MiB
+from harness.listing import LIST_SECONDS
 from harness.ports import free_ports
 from harness.wait import wait_until
 

@@ -26,18 +26,17 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from harness.admin import (
-    AdminClient,
-    AnswerTooLarge,
-    ConfigLoad,
-    DataPlane,
-    NodeInfo,
-    NodeTooSlow,
-    ReadOnlyAdmin,
-    StatusClient,
-)
+from harness.admin import AdminClient, ConfigLoad, DataPlane, NodeInfo, ReadOnlyAdmin, StatusClient
 from harness.deadline import CallBudget, Deadline, MiB
-from harness.errors import AdminAPIError, BadResponse, DeadlineExceeded, HarnessError, NodeUnreachable
+from harness.errors import (
+    AdminAPIError,
+    AnswerTooLarge,
+    BadResponse,
+    DeadlineExceeded,
+    HarnessError,
+    NodeTooSlow,
+    NodeUnreachable,
+)
 
 #: every call's total deadline in these tests (the budget's base; nothing is sent, so no per-MiB part)
 DEADLINE = 1.0
