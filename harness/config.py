@@ -237,29 +237,6 @@ def _redact_owned(obj: dict[str, Any] | list[Any]) -> None:
             obj[k] = redact(v)
 
 
-def _finish_entity(body: dict[str, Any]) -> None:
-    """The last step of normalising an entity, in one pass over the fields of the body it built: drop
-    empty lists and mappings (they mean none) and redact the rest as :func:`_redact_owned` does."""
-    empty = []
-    for k, v in body.items():
-        t = type(v)
-        if (t is list or t is dict) and not v:
-            empty.append(k)
-        elif k not in _PLAIN_KEYS and _is_secret_key(str(k)):
-            body[k] = _redact_secret(v)
-        elif t is list:
-            for item in v:           # a list of leaves (tags, paths, ...) has nothing to redact: no call
-                if type(item) not in _EXACT_LEAVES:
-                    _redact_owned(v)
-                    break
-        elif t is dict:
-            _redact_owned(v)
-        elif t not in _EXACT_LEAVES:
-            body[k] = redact(v)
-    for k in empty:
-        del body[k]
-
-
 # ---------------------------------------------------------------------------------------------------
 # Templates
 
@@ -324,50 +301,65 @@ class NormalConfig:
         }
 
 
-@dataclass(frozen=True)
-class _KindRules:
-    """The default rules of one kind that fill something, as (plugin, path parts, default)."""
+_Fill = tuple[str | None, list[str], Any]     # (plugin it applies to or None, path parts, default)
 
+
+@dataclass(frozen=True)
+class _KindPlan:
+    """What normalising one kind of entity needs, worked out once per kind from the declared data."""
+
+    sets: frozenset[str]          # its set-like lists (:data:`SET_FIELDS`)
     top_keys: frozenset[str]      # fields of the rules for every entity of the kind with a one-part path
-    fills: list[tuple[str | None, list[str], Any]]     # all, in declared order
-    other: list[tuple[str | None, list[str], Any]]     # all but those of top_keys, in declared order
+    fills: tuple[_Fill, ...]      # the default rules that fill something, in declared order
+    other: tuple[_Fill, ...]      # all but those of top_keys, in declared order
+    late: frozenset[str]          # fields finished only once the defaults are in: those a nested default
+    #                               fills into, and routes' headers (sorted before they are redacted)
+
+
+@functools.cache
+def _plan(kind: str) -> _KindPlan:
+    # the rules that fill something (null defaults do not)
+    fills = [(r.plugin, r.path.split("."), r.default) for r in DEFAULT_RULES
+             if r.kind == kind and r.default is not None]
+    top = [(plugin, path, d) for plugin, path, d in fills if plugin is None and len(path) == 1]
+    late = {path[0] for _, path, _ in fills if len(path) > 1} | ({"headers"} if kind == "routes" else set())
+    return _KindPlan(SET_FIELDS.get(kind, frozenset()), frozenset(path[0] for _, path, _ in top), tuple(fills),
+                     tuple(rule for rule in fills if rule not in top), frozenset(late))
+
+
+def _taken(kind: str, k: str, v: Any) -> str | None:
+    """Whether field ``k`` of a ``kind`` entry is a nested child list ("child"), a foreign key ("ref") or
+    neither (None). Under a consumer any list of mappings is a child list (acls, basicauth_credentials, ...)."""
+    if (((k in NESTED_CHILDREN and kind != k) or (kind == "consumers" and v))
+            and isinstance(v, list) and all(isinstance(i, Mapping) for i in v)):
+        return "child"
+    if k in FOREIGN_KEYS and kind != FOREIGN_KEYS[k]:
+        return "ref"
+    return None
 
 
 @dataclass(slots=True)
 class _Raw:
     kind: str
-    body: dict[str, Any]
+    item: Mapping[str, Any]       # the entry as written (read for its ids, names and nulls)
+    body: dict[str, Any]          # its fields without nulls, volatile fields, child lists and foreign keys;
+    #                               the entity's own, so normalising it works in place
     refs: dict[str, Any]          # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
     key: str | None = None        # natural key, filled in by _Normaliser
     ref_keys: dict[str, str] | None = None   # foreign field -> natural key, filled in with key
+    normal: dict[str, Any] | None = None     # the normalised entity, once built
 
 
 class _Normaliser:
     def __init__(self, declarative: Mapping[str, Any]) -> None:
         self.old_format = str(declarative.get("_format_version")) in OLD_FORMATS
         self.raws: dict[str, list[_Raw]] = {}
-        self.rules: dict[str, _KindRules] = {}
-        for kind in {rule.kind for rule in DEFAULT_RULES}:
-            # the rules that fill something (null defaults do not), as (plugin, path parts, default)
-            fills = [(r.plugin, r.path.split("."), r.default) for r in DEFAULT_RULES
-                     if r.kind == kind and r.default is not None]
-            top = [(plugin, path, d) for plugin, path, d in fills if plugin is None and len(path) == 1]
-            self.rules[kind] = _KindRules(frozenset(path[0] for _, path, _ in top), fills,
-                                          [rule for rule in fills if rule not in top])
-        self.by_ref: dict[str, dict[str, _Raw]] = {}
+        self.by_ref: dict[str, dict[str, _Raw]] = {}       # built for a kind when something refers to it
         for kind, items in declarative.items():
             if str(kind).startswith("_") or not isinstance(items, list):
                 continue
             for item in items:
                 self._collect(str(kind), item, None)
-        for kind, raws in self.raws.items():
-            index = self.by_ref.setdefault(kind, {})
-            for raw in raws:
-                body = raw.body
-                for ref_field in ("id", "name", "username", "custom_id"):
-                    value = body.get(ref_field)
-                    if value and isinstance(value, str):
-                        index.setdefault(value, raw)
 
     def _collect(self, kind: str, item: object, parent: _Raw | None) -> None:
         if type(item) is not dict and not isinstance(item, Mapping):     # (the ABC test is slow)
@@ -375,25 +367,32 @@ class _Normaliser:
                 f"{kind} entry is {type(item).__name__} {item!r:.80}; expected a mapping of fields",
                 hint="check the indentation of the declarative file",
             )
-        body: dict[str, Any] = dict(item)   # values not copied: entity() builds new containers first
+        # nulls and volatile fields dropped at once; values not copied (entity() builds new containers)
+        body = {k: v for k, v in item.items() if v is not None and k not in VOLATILE_FIELDS}
         children: list[tuple[str, list[Any]]] = []
         refs: dict[str, Any] = {}
-        # copy all fields at once, then take out child lists and foreign keys: only _COLLECTED keys can be
-        # those, except under a consumer (any list of mappings: acls, basicauth_credentials, ...)
-        for k in list(item) if kind == "consumers" else [k for k in item if k in _COLLECTED]:
-            v = body[k]
-            if (((k in NESTED_CHILDREN and kind != k) or (kind == "consumers" and v))
-                    and isinstance(v, list) and all(isinstance(i, Mapping) for i in v)):
+        # then child lists and foreign keys taken out: only _COLLECTED keys can be those, except under a
+        # consumer (any list of mappings, under any name); a null one is neither
+        if kind == "consumers":
+            candidates: Iterable[str] = list(item)
+        else:
+            candidates = _COLLECTED.intersection(body)
+            if len(candidates) > 1:          # in the entry's order: it is the order of refs and children
+                candidates = [k for k in body if k in candidates]
+        for k in candidates:
+            v = item[k]
+            taken = _taken(kind, k, v)
+            if taken == "child":
                 children.append((k, v))
-                del body[k]
-            elif k in FOREIGN_KEYS and kind != FOREIGN_KEYS[k]:
+                body.pop(k, None)
+            elif taken == "ref":
                 if v is not None:
                     refs[k] = v
-                del body[k]
+                body.pop(k, None)
         if kind == "certificates" and isinstance(body.get("snis"), list):
             names = [s for s in body["snis"] if isinstance(s, str)]
             body["snis"] = names or body["snis"]
-        raw = _Raw(kind, body, refs)
+        raw = _Raw(kind, item, body, refs)
         if parent is not None:
             refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
         self.raws.setdefault(kind, []).append(raw)
@@ -401,18 +400,31 @@ class _Normaliser:
             for child in items:
                 self._collect(child_kind, child, raw)
 
+    def _index(self, kind: str) -> dict[str, _Raw]:
+        """The entities of ``kind`` by id, name, username and custom_id (the first entity to use a value)."""
+        index = self.by_ref.get(kind)
+        if index is None:
+            index = self.by_ref[kind] = {}
+            for raw in self.raws.get(kind, ()):
+                item = raw.item
+                for ref_field in ("id", "name", "username", "custom_id"):
+                    value = item.get(ref_field)
+                    if value and isinstance(value, str):
+                        index.setdefault(value, raw)
+        return index
+
     def resolve(self, owner: _Raw, field_name: str, ref: Any) -> _Raw:
         if isinstance(ref, _Raw):
             return ref
         kind = FOREIGN_KEYS.get(field_name, field_name + "s")
         if type(ref) is str:         # the usual id string: look it up directly
-            found_by_id = self.by_ref.get(kind, {}).get(ref)
+            found_by_id = self._index(kind).get(ref)
             if found_by_id is not None:
                 return found_by_id
         token = ref
         if isinstance(ref, Mapping):
             token = ref.get("id") or ref.get("name") or ref.get("username") or ref.get("custom_id")
-        found = self.by_ref.get(kind, {}).get(str(token)) if token is not None else None
+        found = self._index(kind).get(str(token)) if token is not None else None
         if found is None:
             raise ConfigError(
                 f"{owner.kind} entity {_describe(owner)} refers to {field_name} {token!r}, "
@@ -436,19 +448,19 @@ class _Normaliser:
                           "jwt_secrets", "oauth2_credentials"):
             secret = b.get("key") or b.get("username") or b.get("client_id")
             key = (f"sha256:{fingerprint(str(secret))}" if raw.kind == "keyauth_credentials" and secret
-                   else str(secret) if secret else _fingerprint_of(b, refs))
+                   else str(secret) if secret else _fingerprint_of(_written_body(raw), refs))
             if raw.kind != "keyauth_credentials" and "consumer" in refs:
                 key = f"{refs['consumer']}/{key}"
         elif raw.kind == "consumers":
             key = str(b["username"]) if b.get("username") else (
-                f"custom_id={b['custom_id']}" if b.get("custom_id") else _fingerprint_of(b, refs))
+                f"custom_id={b['custom_id']}" if b.get("custom_id") else _fingerprint_of(_written_body(raw), refs))
         elif raw.kind == "targets":
             key = f"{refs.get('upstream', '?')}/{b.get('target')}"
         elif raw.kind == "acls":
             key = f"{refs.get('consumer', '?')}/{b.get('group')}"
         elif raw.kind in ("certificates", "ca_certificates"):
             cert = b.get("cert")
-            key = f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(b, refs)
+            key = f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(_written_body(raw), refs)
         elif raw.kind == "routes" and not b.get("name"):
             normal = self.entity(raw)          # defaults filled, sets sorted, refs as natural keys
             match = {f: normal[f] for f in ROUTE_MATCH_FIELDS if f in normal}
@@ -463,57 +475,76 @@ class _Normaliser:
     def _ref_keys(self, raw: _Raw, seen: frozenset[int]) -> dict[str, str]:
         """The natural keys of the entities ``raw`` refers to, by foreign field (kept on ``raw``)."""
         if raw.ref_keys is None:
-            if not raw.refs:
-                raw.ref_keys = {}
-            else:
-                inner = seen | {id(raw)}
-                raw.ref_keys = {f: self.natural_key(self.resolve(raw, f, r), inner) for f, r in raw.refs.items()}
+            keys: dict[str, str] = {}
+            inner: frozenset[int] | None = None
+            for f, r in raw.refs.items():
+                # the usual case inline: an id string (or the nested parent) of an entity already keyed
+                target = self._index(FOREIGN_KEYS.get(f, f + "s")).get(r) if type(r) is str else (
+                    r if type(r) is _Raw else None)
+                if target is not None and target.key is not None:
+                    keys[f] = target.key
+                else:
+                    inner = seen | {id(raw)} if inner is None else inner
+                    keys[f] = self.natural_key(self.resolve(raw, f, r), inner)
+            raw.ref_keys = keys
         return raw.ref_keys
 
     def entity(self, raw: _Raw) -> dict[str, Any]:
-        src = raw.body
-        # volatile fields and nulls dropped in one pass; leaves need no copy, containers are rebuilt
-        # (so everything below may change them in place)
-        body = {k: v if type(v) in _EXACT_LEAVES else _drop_nulls(v)
-                for k, v in src.items() if v is not None and k not in VOLATILE_FIELDS}
-        if raw.kind == "services" and isinstance(body.get("url"), str):
+        """The normalised entity, built once, in place of its body: the body's containers are replaced by
+        copies without their nulls, so nothing in it is shared with the declarative input."""
+        if raw.normal is not None:
+            return raw.normal
+        kind, body = raw.kind, raw.body
+        if kind == "services" and isinstance(body.get("url"), str):
             expanded = _expand_url(body.pop("url"))
             body = {**expanded, **body}
             for k in expanded:       # a part the entity sets to null is dropped, not taken from the url
-                if k in src and src[k] is None:
+                if k in raw.item and raw.item[k] is None:
                     del body[k]
-        if raw.kind == "routes" and self.old_format and isinstance(body.get("paths"), list):
+        if kind == "routes" and self.old_format and isinstance(body.get("paths"), list):
             body["paths"] = [f"~{p}" if isinstance(p, str) and not PLAIN_PATH_2X.match(p) else p
                              for p in body["paths"]]
-        if raw.kind == "keyauth_credentials" and body.get("key") is not None:
-            body["key"] = redacted(str(body["key"]))
+        if kind == "keyauth_credentials" and body.get("key") is not None:
+            secret = body["key"]
+            if type(secret) not in _EXACT_LEAVES:
+                body["key"] = redacted(str(_drop_nulls(secret)))
+            elif secret and raw.key is not None:     # what the natural key fingerprinted: no second sha256
+                body["key"] = f"<redacted:{raw.key[7:]}>"
+            else:
+                body["key"] = redacted(str(secret))
+        plan = _plan(kind)
+        empty = _finish_fields(body, plan)
         ref_keys = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, frozenset())
-        body.update(ref_keys)
-        rules = self.rules.get(raw.kind)
-        if rules is not None:
+        if ref_keys:
+            body.update(ref_keys)
+            for f in ref_keys:
+                if f not in _PLAIN_KEYS and _is_secret_key(f):
+                    body[f] = _redact_secret(body[f])
+        filled: list[str] = []
+        if plan.fills:
             # an export carries every top-level defaulted field: then only the other rules can fill one
-            for plugin, path, default in rules.other if rules.top_keys <= body.keys() else rules.fills:
+            for plugin, path, default in plan.other if plan.top_keys <= body.keys() else plan.fills:
                 if plugin is None or plugin == body.get("name"):
-                    if len(path) == 1:
-                        if path[0] not in body:
-                            body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
-                    else:
+                    if len(path) > 1:
                         _fill_default(body, path, default)
-        for f in SET_FIELDS.get(raw.kind, ()):
-            value = body.get(f)
-            # the lists are the body's own (rebuilt above): sorted in place; strings sort as themselves
-            # (_sort_key's result for a string), so need no key function
-            if isinstance(value, list) and len(value) > 1:
-                for i in value:
-                    if type(i) is not str:
-                        value.sort(key=_sort_key)
-                        break
-                else:
-                    value.sort()
-        if raw.kind == "routes" and isinstance(body.get("headers"), Mapping):
+                    elif path[0] not in body:
+                        body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
+                        filled.append(path[0])
+        # what the pass above left for now: the fields defaults filled, and plan.late (copied only)
+        late = filled + [k for k in plan.late if k in body]
+        for k in late:
+            _sort_set(body, k, plan.sets)
+        if kind == "routes" and isinstance(body.get("headers"), Mapping):
             body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
                                for k, v in sorted(body["headers"].items())}
-        _finish_entity(body)
+        for k in late:
+            if k in body:
+                _finish_field(body, k)
+        for k in empty:              # empty lists and mappings mean none (a default may have filled one)
+            v = body.get(k)
+            if (type(v) is list or type(v) is dict) and not v:
+                del body[k]
+        raw.normal = body
         return body
 
     def normal(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -522,8 +553,8 @@ class _Normaliser:
         for kind in ordered:
             bucket = out.setdefault(kind, {})
             for raw in self.raws[kind]:
-                key = self.natural_key(raw)
-                entity = self.entity(raw)
+                key = raw.key if raw.key is not None else self.natural_key(raw)
+                entity = raw.normal if raw.normal is not None else self.entity(raw)
                 if key in bucket and bucket[key] != entity:
                     raise ConfigError(
                         f"two different {kind} entities share the natural key {key!r}",
@@ -533,10 +564,102 @@ class _Normaliser:
         return out
 
 
+def _finish_fields(body: dict[str, Any], plan: _KindPlan) -> list[str]:
+    """One pass over an entity's fields (not ``plan.late``, which are only copied): containers copied
+    without nulls, set-like lists sorted, secrets redacted. Returns the fields left empty: they are
+    dropped at the end (until then a default must not fill them)."""
+    empty: list[str] = []
+    sets, late = plan.sets, plan.late
+    for k, v in body.items():        # values are replaced, never added or removed: safe while iterating
+        t = type(v)
+        if t in _EXACT_LEAVES:       # most fields
+            if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+                body[k] = _redact_secret(v)
+            continue
+        if k in late:
+            body[k] = _drop_nulls(v)
+            continue
+        if t is list:
+            if not v:
+                empty.append(k)
+                continue
+            all_str = leaves = True
+            for i in v:
+                if type(i) is not str:
+                    all_str = False
+                    if type(i) not in _EXACT_LEAVES:
+                        leaves = False
+                        break
+            if all_str and k in sets:
+                c = sorted(v)            # strings sort as themselves (_sort_key's result for a string)
+            else:
+                c = v[:] if leaves else _drop_nulls(v)
+                if k in sets and len(c) > 1:
+                    c.sort(key=_sort_key)
+            if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+                c = _redact_secret(c)
+            elif not leaves:
+                _redact_owned(c)
+            body[k] = c
+        else:                        # a mapping (or something else: as in general)
+            body[k] = _drop_nulls(v)
+            if k in sets:
+                _sort_set(body, k, sets)
+            if _finish_field(body, k, drop=False):
+                empty.append(k)
+    return empty
+
+
+def _sort_set(body: dict[str, Any], k: str, sets: frozenset[str]) -> None:
+    """Sort field ``k`` in place when it is a set-like list (strings need no key function)."""
+    value = body[k]
+    if k in sets and isinstance(value, list) and len(value) > 1:
+        for i in value:
+            if type(i) is not str:
+                value.sort(key=_sort_key)
+                break
+        else:
+            value.sort()
+
+
+def _finish_field(body: dict[str, Any], k: str, *, drop: bool = True) -> bool:
+    """The last step for one field: an empty list or mapping is dropped (or, with ``drop=False``, reported),
+    a secret-bearing one redacted, anything inside a container redacted as :func:`_redact_owned` does."""
+    v = body[k]
+    t = type(v)
+    if (t is list or t is dict) and not v:
+        if drop:
+            del body[k]
+        return True
+    if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+        body[k] = _redact_secret(v)
+    elif t is list:
+        for item in v:               # a list of leaves (tags, paths, ...) has nothing to redact: no call
+            if type(item) not in _EXACT_LEAVES:
+                _redact_owned(v)
+                break
+    elif t is dict:
+        _redact_owned(v)
+    elif t not in _EXACT_LEAVES:
+        body[k] = redact(v)
+    return False
+
+
+def _written_body(raw: _Raw) -> dict[str, Any]:
+    """The entry's fields as written, less its child lists and foreign keys (for fingerprints and messages)."""
+    item = raw.item
+    body = {k: v for k, v in item.items() if _taken(raw.kind, k, v) is None}
+    if raw.kind == "certificates" and isinstance(body.get("snis"), list):
+        names = [s for s in body["snis"] if isinstance(s, str)]
+        body["snis"] = names or body["snis"]
+    return body
+
+
 def _describe(raw: _Raw) -> str:
+    body = _written_body(raw)
     for f in ("name", "username", "id"):
-        if raw.body.get(f):
-            return f"{raw.body[f]!r}"
+        if body.get(f):
+            return f"{body[f]!r}"
     return "(unnamed)"
 
 
