@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from harness.corpus import SEED, Corpus
 from harness.differential import Target, compare_nodes
 from harness.model import Node
-from harness.plan import DifferentialPlan
+from harness.plan_sections import DifferentialPlan
 from harness.run.clients import Clients
 from harness.sampling import sample_corpus
 

@@ -22,7 +22,7 @@ from harness.deck import DeckState, entities, origins
 from harness.differential import Difference, Observation, Target, compare_nodes, observe
 from harness.errors import HarnessError
 from harness.model import Node
-from harness.plan import DifferentialPlan
+from harness.plan_sections import DifferentialPlan
 from harness.run.clients import Clients
 from harness.sampling import sample_corpus
 

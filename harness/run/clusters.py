@@ -19,7 +19,8 @@ from harness.certs import make_cluster_cert
 from harness.errors import HarnessError, NodeStartError
 from harness.model import ClusterCert, Node, Role
 from harness.nodes import NodeProvider, NodeRequest, get_provider
-from harness.plan import ClusterPlan, ExistingNode, Plan
+from harness.plan import Plan
+from harness.plan_clusters import ClusterPlan, ExistingNode
 from harness.record import RunRecord
 from harness.registry import AUTO, EMULATOR_IMAGE
 from harness.run.clients import Clients

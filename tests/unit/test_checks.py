@@ -20,7 +20,8 @@ from harness.checks.staging import DifferentialReport
 from harness.compat import Finding
 from harness.config import render_declarative
 from harness.errors import HarnessError
-from harness.plan import AcceptedFinding, Plan, load_plan
+from harness.plan import Plan, load_plan
+from harness.plan_sections import AcceptedFinding
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("fake-key-alice-0001", "fake-key-bob-0002")

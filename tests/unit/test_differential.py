@@ -37,7 +37,7 @@ from harness.differential import (
 )
 from harness.errors import NodeUnreachable, TrafficError
 from harness.model import Node
-from harness.plan import DifferentialPlan
+from harness.plan_sections import DifferentialPlan
 from harness.run.traffic import probe_mix
 from harness.sampling import sample_corpus
 
