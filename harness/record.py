@@ -142,7 +142,7 @@ def _gate_headline(stage: str, steps: tuple[StepResult, ...], nodes: Iterable[No
         if t.name.startswith("sequential_"):
             what = f"{t.name}: {_sequential_words(t.explanation)}"
         else:
-            what = f"{t.name} {t.observed} {t.limit}"
+            what = f"{t.name} {t.observed}, threshold {t.limit}" if t.limit else f"{t.name} {t.observed}"
         return f"{stage}: {word} at {step.weight_y:g} % Y on {y}: {what}{more}"
     reason = step.reason.split(": ", 1)[-1]
     return f"{stage}: {word} at {step.weight_y:g} % Y on {y}: {reason}"

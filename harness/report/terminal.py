@@ -52,7 +52,13 @@ def threshold(check: GateCheck) -> Threshold:
                          check.explanation)
     unit, op = _KINDS.get(name, ("", "<="))
     limit = "" if check.limit is None else f"{op} {_value(check.limit, unit)}"
-    return Threshold(check.name, _value(check.figure, unit), limit, check.outcome, check.explanation)
+    observed = _value(check.figure, unit)
+    # the gates hold a figure to its limit beyond reasonable doubt: say what was compared
+    if check.bound is not None and check.figure is not None and unit:
+        observed += f" (lower bound {_value(check.bound, unit)})"
+    elif check.p_value is not None and check.figure is not None:
+        observed += f" (p {check.p_value:.3g})"
+    return Threshold(check.name, observed, limit, check.outcome, check.explanation)
 
 
 def thresholds_of(gate: GateResult) -> tuple[Threshold, ...]:

@@ -5,13 +5,14 @@ tests/e2e/test_reports.py makes (a passing 2.8 -> 3.4 run, failing key-auth, shi
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from harness.ledger import STAGES
-from tests.e2e.conftest import ROOT, PlanRun, interrupt_when, run_plan
+from tests.e2e.conftest import ROOT, PlanRun, interrupt_when, plan_env, run_plan, suites_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("timing")]
 
@@ -91,3 +92,51 @@ def test_decommission_refuses_to_build_on_an_interrupted_shift(interrupted: Plan
     assert again.returncode == 4, again.output[-2000:]
     assert "shift (interrupted)" in again.output
     assert (interrupted.run_dir / "ledger.json").read_bytes() == before
+
+
+CTRL_C_PLUGIN = '''
+"""Ctrl-C delivered inside pytest's reporting hooks, at one check (a test-only plugin)."""
+import os
+
+import pytest
+
+TARGET = os.environ["KUH_TEST_CTRL_C_AT"]
+HOOK = os.environ["KUH_TEST_CTRL_C_HOOK"]
+
+if HOOK == "logfinish":
+    def pytest_runtest_logfinish(nodeid, location):
+        if nodeid.endswith(TARGET):
+            raise KeyboardInterrupt
+
+if HOOK == "logreport":
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(report):
+        if report.when == "teardown" and report.nodeid.endswith(TARGET):
+            raise KeyboardInterrupt
+'''
+
+
+@pytest.mark.parametrize(("hook", "at"), [
+    ("logfinish", "test_07_shift.py::test_shift_step[y=25%]"),
+    ("logreport", "test_07_shift.py::test_y_ready"),  # the shift's last check: its verdict is due right then
+], ids=["logfinish-mid-shift", "logreport-last-check-of-shift"])
+def test_ctrl_c_inside_a_reporting_hook_never_records_a_pass(module_tmp: Path, hook: str, at: str) -> None:
+    plugin_dir = module_tmp / f"plugin-{hook}"
+    plugin_dir.mkdir()
+    (plugin_dir / "kuh_ctrl_c.py").write_text(CTRL_C_PLUGIN)
+    plan = variant(module_tmp, f"ctrl-c-{hook}")
+    run_dir = module_tmp / f"ctrl-c-{hook}-run"
+    env = {**plan_env(module_tmp / "work"), "PYTHONPATH": str(plugin_dir), "KUH_TEST_CTRL_C_HOOK": hook,
+           "KUH_TEST_CTRL_C_AT": at}
+    proc = subprocess.run(suites_command(plan, run_dir, "-p", "kuh_ctrl_c"), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    run = PlanRun(plan, proc.returncode, proc.stdout + proc.stderr, run_dir, module_tmp / "work")
+    assert run.returncode == 2, run.output[-3000:]
+    assert "INTERNALERROR" not in run.output
+    shift = run.verdict("shift")
+    assert shift is not None and shift["outcome"] == "interrupted", shift
+    assert run.verdict("decommission") is None
+    assert "teardown: all traffic returned to X" in run.output
+    assert run.leftovers() == []
+    again = run_plan(module_tmp, plan, "--stage", "decommission", run_dir=run_dir)
+    assert again.returncode == 4 and "shift (interrupted)" in again.output

@@ -253,7 +253,8 @@ def test_failing_shift_page_names_the_gate_node_figure_and_limit(y5xx: PlanRun) 
     headline = headline_of(dom)
     assert len(headline) < 200 and headline.startswith("shift: gate failed at "), headline
     assert re.search(r"on y\d", headline), headline
-    assert re.search(r"[\d.]+ % <= [\d.]+ %|ms <= |\([\d.]+ %\), over the [\d.]+ % limit", headline), headline
+    assert re.search(r"[\d.]+ %.*, threshold <= [\d.]+ %|ms, threshold <= |\([\d.]+ %\), over the [\d.]+ % limit",
+                     headline), headline
     assert "--from-stage shift" in text and "Rollback evidence" in text
     assert "\u2717" in text  # the failed threshold, marked as k6 marks it
     assert text.count(headline) == 1

@@ -49,7 +49,7 @@ def test_failed_run_names_verdict_failing_stage_and_versions(tmp_path: Path) -> 
     text = _text(page)
     assert "FAILED" in text
     # the headline is the failing check's own line: the check, the nodes, the figure and the limit
-    assert "shift: gate failed at 50 % Y on y-dp-1, y-dp-2: error_rate_y 6.10 % <= 1.00 %" in text
+    assert "shift: gate failed at 50 % Y on y-dp-1, y-dp-2: error_rate_y 6.10 % <= 1.00 %" in text  # (sample's)
     assert "3.4.2" in text and "3.8.1" in text
     assert "Rollback evidence" in text and "seconds until all traffic proven on X" in text
     for stage in ("preflight", "backup", "provision", "parity", "shift", "cutover", "soak", "decommission"):
@@ -234,7 +234,7 @@ def test_thresholds_read_as_k6_prints_them_and_the_headline_prefers_a_measured_f
     nodes = (NodeInfo("y1", "emulator://3.8.1", "y", "dbless", "3.8.1"),)
     line = headline(Verdict("shift", "failed", 0, 1, "test_shift_step[y=100%]: gate failed: ...", {}, "check"),
                     (step,), nodes)
-    assert line == "shift: gate failed at 100 % Y on y1: error_rate_y[balancer] 3.02 % <= 1.00 % (+1 more)"
+    assert line == "shift: gate failed at 100 % Y on y1: error_rate_y[balancer] 3.02 %, threshold <= 1.00 % (+1 more)"
     only_sequential = replace(step, thresholds=tuple(t for t in ths if t.name.startswith("sequential")))
     line = headline(Verdict("shift", "failed", 0, 1, "x: y", {}, "check"), (only_sequential,), nodes)
     assert line == ("shift: gate failed at 100 % Y on y1: sequential_error_rate_limit: Y failed 12 of 397 (3.02 %), "
