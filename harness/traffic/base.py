@@ -308,8 +308,10 @@ class ProcessSplitter(SplitterBase):
         self._prepare()
         output = self.output_paths[0].open("wb")
         try:
+            # its own session: a Ctrl-C at the terminal reaches pytest, which returns traffic to X before it
+            # stops the balancer by its pid; the balancer must not die with the terminal's process group first
             self._proc = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=output,
-                                          stderr=subprocess.STDOUT)
+                                          stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             raise TrafficError(f"could not run {self.label} ({self.binary!r}): {exc}",
                                hint=self.install_hint) from exc
