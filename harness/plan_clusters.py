@@ -121,14 +121,14 @@ class ClusterPlan(Section):
     def _version_text(cls, value: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise fail(f"is the number {value!r}; expected a version string such as \"{_as_version(value)}\"",
-                        hint='quote versions in YAML: version: "3.4.2"')
+                       hint='quote versions in YAML: version: "3.4.2"')
         if not isinstance(value, str):
             return value
         match = _VERSION.match(value)
         if match is None:
             raise fail(f": not a Kong version: {show(value)}; expected MAJOR.MINOR.PATCH such as \"3.8.1\", "
-                        "an Enterprise version such as \"3.4.3.12\", or one with a suffix such as "
-                        "\"3.9.3-enterprise-edition\"" + _version_fix(value))
+                       "an Enterprise version such as \"3.4.3.12\", or one with a suffix such as "
+                       "\"3.9.3-enterprise-edition\"" + _version_fix(value))
         return value
 
     @field_validator("nodes", mode="before")
@@ -137,7 +137,7 @@ class ClusterPlan(Section):
         provider = info.data.get("provider")
         if value and provider is not None and provider != "existing":
             raise fail(f"is only for provider: existing (here {provider!r})",
-                        hint="set {here}.provider: existing, or remove {here}.nodes")
+                       hint="set {here}.provider: existing, or remove {here}.nodes")
         return value
 
     @model_validator(mode="after")
@@ -207,7 +207,6 @@ class YClusterPlan(ClusterPlan):
         if self.dp_version is not None and mode is not None and mode != "hybrid":
             issues.append((("dp_version",), f"is set but mode is {mode!r}; it only applies to hybrid", None))
         return issues
-
 
 
 def _as_version(value: float) -> str:

@@ -110,13 +110,14 @@ def fail(text: str, *, at: tuple[str | int, ...] = (), hint: str | None = None) 
 
 
 def fail_all(issues: list[Issue]) -> None:
+    """Raise every problem a validator found at once (nothing when there is none)."""
     if issues:
         raise PydanticCustomError("plan", "{count} problems", {"issues": tuple(issues), "count": len(issues)})
 
 
 def context_of(info: ValidationInfo) -> dict[str, Any]:
+    """The validation context parse_plan passes (``base_dir``, ``mode``, ``x_provider``), or an empty one."""
     return info.context if isinstance(info.context, dict) else {}
-
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -133,13 +134,13 @@ def check_source(value: Path, base: Path, root: Path, *, explicit_root: bool) ->
         where = "config.allowed_root" if explicit_root else "the plan's folder"
         suggestion = os.path.relpath(resolved.parent, base)
         raise fail(f"is {shown!r}, which leads outside {where} ({root}){link}; expected a file under that folder",
-                    hint=f"move the file under {root}, or allow its folder explicitly: config.allowed_root: "
-                         f"{suggestion}")
+                   hint=f"move the file under {root}, or allow its folder explicitly: config.allowed_root: "
+                        f"{suggestion}")
     try:
         st = os.stat(resolved)
     except FileNotFoundError:
         raise fail(f"is {shown!r}, but {resolved} does not exist",
-                    hint="paths are relative to the plan file's folder") from None
+                   hint="paths are relative to the plan file's folder") from None
     except OSError as exc:
         raise fail(f"is {shown!r}, but {resolved} cannot be read ({exc.strerror or type(exc).__name__})") from None
     if stat.S_ISDIR(st.st_mode):
@@ -149,7 +150,7 @@ def check_source(value: Path, base: Path, root: Path, *, explicit_root: bool) ->
         raise fail(f"is {shown!r}, which is {file_kind(st.st_mode)}; expected a regular file (or a decK folder)")
     if not os.access(resolved, os.R_OK):
         raise fail(f"is {shown!r}, but {resolved} is not readable (permission denied)",
-                    hint="make the file readable by the user running the harness")
+                   hint="make the file readable by the user running the harness")
     return resolved
 
 
@@ -161,7 +162,7 @@ def _check_deck_folder(folder: Path, shown: str, root: Path) -> None:
         entries += len(dirs) + len(names)
         if entries > DECK_FOLDER_MAX_ENTRIES:
             raise fail(f"is {shown!r}, a folder of more than {DECK_FOLDER_MAX_ENTRIES:,} entries; expected a decK "
-                        "folder of state files")
+                       "folder of state files")
         for name in sorted(names):
             if not name.lower().endswith(tuple(STATE_FILE_SUFFIXES)):
                 continue
@@ -170,21 +171,22 @@ def _check_deck_folder(folder: Path, shown: str, root: Path) -> None:
             inner = f"{shown.rstrip('/')}/{path.relative_to(folder)}"
             if not resolved.is_relative_to(root):
                 raise fail(f"is {shown!r}; its file {inner!r} leads outside {root} (a symbolic link); expected "
-                            "state files under that folder")
+                           "state files under that folder")
             try:
                 st = os.stat(resolved)
             except OSError as exc:
                 raise fail(f"is {shown!r}; its file {inner!r} cannot be read "
-                            f"({exc.strerror or type(exc).__name__})") from None
+                           f"({exc.strerror or type(exc).__name__})") from None
             if not stat.S_ISREG(st.st_mode):
                 raise fail(f"is {shown!r}; its file {inner!r} is {file_kind(st.st_mode)}; expected regular files")
             found += 1
     if not found:
         raise fail(f"is {shown!r}, a folder with no .yaml, .yml or .json file; expected a declarative config "
-                    "file, or a decK folder of state files")
+                   "file, or a decK folder of state files")
 
 
 def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words (for config.source and the plan file)."""
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -201,17 +203,19 @@ def file_kind(mode: int) -> str:
 
 
 def show(value: Any) -> str:
+    """A bad value as a message shows it: its repr, cut at 80 characters."""
     text = repr(value)
     return f"{text[:80]}..." if len(text) > 80 else text
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or nothing when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-
 def path_text(loc: tuple[str | int, ...]) -> str:
+    """A field path as the plan's messages write it: ``traffic.steps[2]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -272,6 +276,7 @@ def _describe(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[Any, l
 
 
 def keys_of(model: type[BaseModel]) -> list[str]:
+    """The keys a section takes, as written in YAML (aliases included)."""
     return [f.alias or name for name, f in model.model_fields.items()]
 
 

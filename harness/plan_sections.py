@@ -83,11 +83,11 @@ class ConfigPlan(Section):
     def _required(self, info: ValidationInfo) -> ConfigPlan:
         if self.format == "kong" and self.source is not None and self.source.is_dir():
             raise fail(f"is kong, but config.source {self.source} is a folder; expected deck for a folder of decK "
-                        "state files", at=("format",))
+                       "state files", at=("format",))
         ctx = context_of(info)
         if self.source is None and ctx.get("x_provider", "existing") != "existing" and "base_dir" in ctx:
             raise fail("is missing; expected a declarative config file such as configs/sample.yaml (required "
-                        "unless x.provider is existing: then X's own config is captured)", at=("source",))
+                       "unless x.provider is existing: then X's own config is captured)", at=("source",))
         return self
 
 
@@ -132,11 +132,11 @@ class TrafficPlan(Section):
     def _steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
         if not steps:
             raise fail("is empty; expected whole percentages that strictly increase and end at 100, e.g. "
-                        "[5, 25, 50, 100]", hint="list the steps, or remove traffic.steps for the default "
-                        f"{list(DEFAULT_STEPS)}")
+                       "[5, 25, 50, 100]", hint="list the steps, or remove traffic.steps for the default "
+                       f"{list(DEFAULT_STEPS)}")
         if steps == (100,):
             raise fail("is [100], a single step: all traffic moves at once and no step compares Y with X "
-                        "under shared traffic; expected at least one partial step first, e.g. [10, 100]")
+                       "under shared traffic; expected at least one partial step first, e.g. [10, 100]")
         issues: list[Issue] = []
         for i in range(1, len(steps)):
             if steps[i] <= steps[i - 1]:
@@ -157,7 +157,7 @@ class TrafficPlan(Section):
     def _max_hold(self) -> TrafficPlan:
         if self.max_hold_seconds is not None and self.max_hold_seconds < self.hold_seconds:
             raise fail(f"is {self.max_hold_seconds:g}, shorter than hold_seconds ({self.hold_seconds:g}); expected "
-                        "at least the hold", at=("max_hold_seconds",))
+                       "at least the hold", at=("max_hold_seconds",))
         return self
 
     @model_validator(mode="after")
@@ -165,17 +165,17 @@ class TrafficPlan(Section):
         for i, step in enumerate(self.pause_after):
             if step not in self.steps or step == 100:
                 raise fail(f"is {step}; expected one of the partial steps {list(self.steps[:-1])}",
-                            at=("pause_after", i))
+                           at=("pause_after", i))
         return self
 
     @model_validator(mode="after")
     def _command(self) -> TrafficPlan:
         if self.splitter == "command" and self.command is None:
             raise fail("is missing; expected set_weights (with {x} and {y}), get_weights, listen_url",
-                        at=("command",))
+                       at=("command",))
         if self.splitter != "command" and self.command is not None:
             raise fail(f"is set but traffic.splitter is {self.splitter!r}", at=("command",),
-                        hint="set traffic.splitter: command, or remove traffic.command")
+                       hint="set traffic.splitter: command, or remove traffic.command")
         return self
 
 
@@ -271,7 +271,7 @@ class AcceptedFinding(Section):
         if value not in RULE_IDS:
             ids = sorted(RULE_IDS)
             raise fail(f"is {value!r}, which is no known finding" + did_you_mean(value, ids),
-                        hint=f"known ids: {', '.join(ids)}")
+                       hint=f"known ids: {', '.join(ids)}")
         return value
 
     @field_validator("reason")
