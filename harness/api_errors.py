@@ -33,6 +33,7 @@ def preview(response: httpx.Response, limit: int = 200) -> str:
 
 
 def scrub(text: str) -> str:
+    """Text from a node (a header, a parser's error) cut to a message's size."""
     return text[:300]
 
 
