@@ -136,8 +136,9 @@ def test_passing_page_lists_every_node_and_the_findings_by_entity(lts: PlanRun) 
 def test_passing_run_prints_thresholds_and_findings_on_the_terminal(lts: PlanRun) -> None:
     out = lts.output
     assert "breaking-change findings (" in out and "regex-path-without-tilde" in out
-    assert re.search(r"\[kuh\]\s+\u2713 error_rate_y \.+ \d+\.\d\d % <= \d+\.\d\d %", out), out[-4000:]
-    assert re.search(r"\[kuh\]\s+\u2713 p99_y \.+ [\d.]+ ms <= [\d.]+ ms", out)
+    assert re.search(r"\[kuh\]\s+\u2713 error_rate_y \.+ \d+\.\d\d % \(lower bound [\d.]+ %\) <= \d+\.\d\d %",
+                     out), out[-4000:]
+    assert re.search(r"\[kuh\]\s+\u2713 p99_y \.+ [\d.]+ ms \(lower bound [\d.]+ ms\) <= [\d.]+ ms", out)
     assert "kong upgrade summary" in out and "sign-off page:" in out and "traffic: 3 step(s)" in out
 
 
