@@ -33,6 +33,7 @@ from benchmarks.common import REPO, machine
 BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("emulator_throughput", "emulator proxy throughput vs the echo upstream alone (wrk)"),
     ("probe_rate", "open-loop probe: sustained rate, CPU, latency percentiles beside wrk"),
+    ("balancer_timers", "balancer source's timers (HAProxy, nginx) vs wrk's p50/p99 at +20 ms; the probe's beside"),
     ("rollback", "rollback latency: failed gate decision to all traffic verified on X"),
     ("kill_to_x", "dead man's switch: kill -9 of the harness to all traffic on X, per splitter"),
     ("config_parity", "config parity at scale: normalise + diff vs DeepDiff"),

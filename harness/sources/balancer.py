@@ -12,7 +12,9 @@ Only the split backend counts (pinned probe requests to Y are not part of the sp
 balancer could not give to any server (HAProxy ``<NOSRV>``, nginx "no live upstreams") is named in the
 reading's notes, not on a node. A failure is an answer of 500 or more, including the 502/503 the
 balancer writes itself when a server refused or dropped the connection. Timers are whole milliseconds,
-so the bounds are +-1 ms (harness.sources.base).
+so the bounds are +-1 ms (harness.sources.base). HAProxy truncates ``%Ta`` (an elapsed time in
+microseconds divided down to ms), so its figure is the middle of that millisecond, ``%Ta + 0.5``;
+nginx's ``$request_time`` is a difference of two cached millisecond clocks, unbiased, taken as is.
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ from harness.model import Side
 from harness.sources.base import Reading, Source, Unavailable, samples
 
 TIMER_RESOLUTION_MS = 1.0
+HAPROXY_TRUNCATION_MS = 0.5
 #: lines kept between two reads at most (a reader that stopped reading must not grow without bound)
 MAX_PENDING_LINES = 1_000_000
 
 
 def parse_haproxy_line(line: str, backend: str) -> tuple[str, int, float] | None:
-    """(server, status, total ms) of one request-log line of ``backend``; None for another backend or a
-    line that is not ours. ``<NOSRV>`` stays as the server name."""
+    """(server, status, total ms) of one request-log line of ``backend`` (``%Ta`` + 0.5 ms: the middle of the
+    millisecond HAProxy truncated to); None for another backend or a line that is not ours. ``<NOSRV>``
+    stays as the server name."""
     parts = line.split()
     if len(parts) < 6 or parts[0] != "kuh1" or parts[1] != backend:
         return None
@@ -44,7 +48,7 @@ def parse_haproxy_line(line: str, backend: str) -> tuple[str, int, float] | None
         status, total = int(parts[3]), float(parts[4])
     except ValueError:
         return None
-    return parts[2], status, max(0.0, total)
+    return parts[2], status, max(0.0, total) + HAPROXY_TRUNCATION_MS
 
 
 def parse_nginx_line(line: str, pool: str, names: Mapping[str, str]) -> tuple[str, int, float] | None:

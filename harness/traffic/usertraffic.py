@@ -52,12 +52,17 @@ def lua_script(mix: Sequence[ProbeRequest], delay_ms: float | None) -> str:
     if not mix:
         raise TrafficError("user-like traffic needs at least one request in its mix",
                            hint="draw the mix from the corpus (the probe's mix)")
-    lines = ["-- written by kong-upgrade-harness (harness/traffic/usertraffic.py)", "local reqs = {}"]
+    # built in init(): wrk sets its Host header (wrk.headers.Host) only then; a request formatted at the top
+    # of the script went out without Host (nginx answered 400 to all of them)
+    lines = ["-- written by kong-upgrade-harness (harness/traffic/usertraffic.py)", "local reqs = {}",
+             "init = function(args)"]
     for i, req in enumerate(mix, 1):
         headers = ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in req.headers.items()
                             if k.lower() != HEADER_PIN.lower())
         body = lua_string(req.body) if req.body else "nil"
-        lines.append(f"reqs[{i}] = wrk.format({lua_string(req.method)}, {lua_string(req.path)}, {{{headers}}}, {body})")
+        lines.append(f"  reqs[{i}] = wrk.format({lua_string(req.method)}, {lua_string(req.path)}, {{{headers}}}, "
+                     f"{body})")
+    lines.append("end")
     lines += [
         "local i = 0",
         "request = function() i = i % #reqs + 1; return reqs[i] end",

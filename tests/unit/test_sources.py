@@ -106,8 +106,8 @@ def test_unavailable_is_a_source_that_says_why() -> None:
 # ---- the balancer's logs ------------------------------------------------------------------------------------
 
 def test_haproxy_lines() -> None:
-    assert parse_haproxy_line("kuh1 kuh_split y2 503 0 -1", SPLIT_BACKEND) == ("y2", 503, 0.0)
-    assert parse_haproxy_line("kuh1 kuh_split x1 200 21 20\n", SPLIT_BACKEND) == ("x1", 200, 21.0)
+    assert parse_haproxy_line("kuh1 kuh_split y2 503 0 -1", SPLIT_BACKEND) == ("y2", 503, 0.5)
+    assert parse_haproxy_line("kuh1 kuh_split x1 200 21 20\n", SPLIT_BACKEND) == ("x1", 200, 21.5), "truncated ms"
     assert parse_haproxy_line("kuh1 kuh_pin_y y1 200 1 1", SPLIT_BACKEND) is None, "pinned requests are no split"
     assert parse_haproxy_line("[ALERT] something", SPLIT_BACKEND) is None
     assert parse_haproxy_line("kuh1 kuh_split x1 abc 1 1", SPLIT_BACKEND) is None
@@ -266,8 +266,10 @@ def test_lua_strings_escape_everything_outside_printable_ascii() -> None:
 def test_lua_script_cycles_the_mix_and_paces_connections() -> None:
     script = lua_script([ProbeRequest(path="/a", headers={"apikey": "k", "X-KUH-Pin": "y"}),
                          ProbeRequest(method="POST", path="/b", body=b"{}")], 40.0)
-    assert 'reqs[1] = wrk.format("GET", "/a", {["apikey"] = "k"}, nil)' in script, "no pin header"
-    assert 'reqs[2] = wrk.format("POST", "/b", {}, "{}")' in script
+    assert '  reqs[1] = wrk.format("GET", "/a", {["apikey"] = "k"}, nil)' in script, "no pin header"
+    assert '  reqs[2] = wrk.format("POST", "/b", {}, "{}")' in script
+    assert script.index("init = function(args)") < script.index("reqs[1] ="), "formatted once wrk knows the Host"
+
     assert "delay = function() return 40 end" in script
     assert "delay" not in lua_script([ProbeRequest(path="/a")], None)
 
