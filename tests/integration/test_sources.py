@@ -16,10 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.checks.shift import Shift, open_sources, start_user_traffic
+from harness.model import Node as HarnessNode
+from harness.plan import load_plan
+from harness.record import RunRecord
+from harness.run.traffic import TrafficRun
 from harness.sources import Reading
 from harness.sources.balancer import HAProxyLog, NginxLog, balancer_source
 from harness.sources.prometheus import PrometheusSource, Target
-from harness.traffic import Backend, ProbeRequest, get_splitter
+from harness.traffic import Backend, Probe, ProbeRequest, get_splitter
 from harness.traffic.base import free_port
 from harness.traffic.usertraffic import UserTraffic
 
@@ -64,11 +69,12 @@ class Node:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]:
-    """x1 (3.4.2, healthy) and y1 (3.8.1, every 5th proxied request a 500), both with the prometheus plugin
-    and its 3.x flags on; stopped by pid at the end."""
+    """x1 (3.4.2, healthy), y1 (3.8.1, every 5th proxied request a 500) and y2 (3.8.1, healthy), each with
+    the prometheus plugin and its 3.x flags on; stopped by pid at the end."""
     folder = tmp_path_factory.mktemp("source-nodes")
     started: dict[str, Node] = {}
-    for name, side, version, faults in (("x1", "x", X_VERSION, {}), ("y1", "y", Y_VERSION, {"ERROR_RATE": "0.2"})):
+    for name, side, version, faults in (("x1", "x", X_VERSION, {}), ("y1", "y", Y_VERSION, {"ERROR_RATE": "0.2"}),
+                                        ("y2", "y", Y_VERSION, {})):
         proxy, admin, echo = free_port(), free_port(), free_port()
         config = folder / f"{name}.yaml"
         config.write_text(CONFIG.format(echo=echo))
@@ -104,8 +110,8 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Node]]
 def splitter(tmp_path: Path, nodes: dict[str, Node]) -> Iterator[Callable[[str], Any]]:
     made: list[Any] = []
 
-    def make(kind: str) -> Any:
-        s = get_splitter(kind, backends=[nodes["x1"].backend, nodes["y1"].backend], run_dir=tmp_path / kind)
+    def make(kind: str, y: str = "y1") -> Any:
+        s = get_splitter(kind, backends=[nodes["x1"].backend, nodes[y].backend], run_dir=tmp_path / kind)
         made.append(s)
         s.start()
         s.set_weights(50, 50)
@@ -242,3 +248,76 @@ def test_user_traffic_is_seen_by_the_balancer_at_about_its_rate(splitter: Callab
     finally:
         user.stop()
         source.close()
+
+
+# ---- the shift judged by the sources (in process: the same Shift the suites use) ------------------------
+
+
+def harness_node(node: Node) -> HarnessNode:
+    return HarnessNode(name=node.name, spec=f"http://127.0.0.1:{node.admin}", cluster=node.side,  # type: ignore[arg-type]
+                       role="dbless", version=node.version, admin_url=f"http://127.0.0.1:{node.admin}",
+                       proxy_url=f"http://127.0.0.1:{node.proxy}", status_url=None, provider="existing", owned=False)
+
+
+@pytest.fixture
+def shift_on(splitter: Callable[..., Any], nodes: dict[str, Node], tmp_path: Path) -> Iterator[Callable[..., Shift]]:
+    """A Shift over HAProxy in front of x1 and the named Y node, with the plan's sources and wrk."""
+    made: list[tuple[Shift, TrafficRun]] = []
+
+    def make(plan_path: str, y: str) -> Shift:
+        plan = load_plan(plan_path)
+        s = splitter("haproxy", y)
+        s.set_weights(100, 0)
+        probe = Probe(s.listen_url, [ProbeRequest(path="/orders"), ProbeRequest(path="/health/live")],
+                      rate=plan.probe.rate, timeout=plan.probe.timeout_seconds,
+                      version_sides={X_VERSION: "x", Y_VERSION: "y"})
+        probe.start(count=100_000, duration=120)
+        lines: list[str] = []
+        traffic = TrafficRun(s, probe, tmp_path / "traffic", lines.append)
+        sources = open_sources(plan, traffic, [harness_node(nodes["x1"]), harness_node(nodes[y])],
+                               {"x": PLUGINS, "y": PLUGINS})
+        shift = Shift.of(plan, traffic, RunRecord(), lines.append, sources=sources,
+                         user=start_user_traffic(plan, traffic, lines.append))
+        shift.lines = lines  # type: ignore[attr-defined]
+        made.append((shift, traffic))
+        return shift
+
+    yield make
+    for shift, traffic in made:
+        shift.close()
+        if traffic.probe.running:
+            traffic.probe.stop()
+
+
+def test_shift_on_every_source_passes_a_healthy_y_with_user_traffic(shift_on: Callable[..., Shift]) -> None:
+    shift = shift_on("plans/scenarios/sources-healthy.yaml", "y2")
+    assert shift.latency_from == "balancer"
+    step = shift.step(10)
+    assert not step.failed, step.reason
+    assert [(s.name, s.available, s.verdict) for s in step.sources] == [
+        ("probe", True, "pass"), ("balancer", True, "pass"), ("prometheus", True, "pass")]
+    balancer, probe = step.source("balancer"), step.source("probe")
+    assert balancer is not None and probe is not None
+    # wrk's requests reach the balancer and not the probe
+    assert balancer.reading.answers > probe.reading.answers + 50
+    names = [c.name for c in step.gate.checks]
+    assert {"sequential_error_rate", "sequential_error_rate[balancer]", "sequential_error_rate[prometheus]",
+            "share_y[balancer]"} <= set(names)
+    assert "latency" in next(c for c in step.gate.checks if c.name == "sequential_error_rate[balancer]").explanation
+    assert "latency from: balancer" in step.line()
+    assert step.gate_dict()["latency_source"] == "balancer"
+    assert any("user-like traffic: wrk" in line for line in shift.lines)  # type: ignore[attr-defined]
+    shift.close()
+    assert any(line.startswith("user-like traffic (wrk):") for line in shift.lines)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("source", ["balancer", "prometheus"])
+def test_a_y_5xx_step_is_failed_by_one_source_alone(source: str, shift_on: Callable[..., Shift]) -> None:
+    shift = shift_on(f"plans/scenarios/y-5xx-{source}.yaml", "y1")
+    assert not shift.probe_judges
+    step = shift.step(50)
+    assert step.failed and step.gate.outcome == "fail", step.reason
+    failing = [c.name for c in step.gate.checks if c.outcome == "fail"]
+    assert failing and all(name.endswith(f"[{source}]") for name in failing), failing
+    assert not any(c.name == "probe_errors" for c in step.gate.checks), "the probe does not judge"
+    assert f"{source} Y: y1 answered" in shift.attribution(step)
