@@ -204,12 +204,13 @@ def targets_of(nodes: Iterable[Node]) -> list[Target]:
 
 
 class PrometheusSource:
-    """Scrapes ``/metrics`` of every node in the split on each read; see the module docstring."""
+    """Scrapes ``/metrics`` of every node in the split on each read (one keep-alive client, ``timeout`` per
+    scrape: a node that hangs delays a look by at most that, and is named in the reading's notes)."""
 
     name = "prometheus"
 
     def __init__(self, targets: Sequence[Target], configs: Mapping[Side, Any], *, token: str | None = None,
-                 timeout: float = 2.0, fetch: Fetch | None = None) -> None:
+                 timeout: float = 1.0, fetch: Fetch | None = None) -> None:
         self.targets = tuple(targets)
         self._coverage = {t.side: coverage(t.version, configs.get(t.side)) for t in self.targets}
         self._last: dict[str, Scrape] = {}
