@@ -179,6 +179,15 @@ def _shell_path(path: Path | str) -> str:
     return shlex.quote(str(p))
 
 
+def _command(plan_path: Path | str, stage: str | None, run_dir: Path | str, verdict: str,
+             at: StageResult | None) -> str:
+    if stage is None or verdict == "passed":
+        return ""
+    if _fresh_run(at):
+        return f".venv/bin/pytest suites/ --plan {_shell_path(plan_path)}"
+    return resume_command(plan_path, stage, run_dir)
+
+
 def resume_command(plan_path: Path | str, stage: str, run_dir: Path | str | None) -> str:
     """The exact command that resumes ``run_dir`` at ``stage``."""
     folder = f" --run-dir {_shell_path(run_dir)}" if run_dir else ""
@@ -199,8 +208,33 @@ def _next_step(verdict: str, stage: StageResult | None) -> str:
         return (f"The harness could not judge {stage.name}: a node, the splitter or the probe did not work. "
                 "Fix the environment it names (Y was not found unfit), then resume from that stage.")
     if verdict == "failed":
+        message = stage.message.split(": ", 1)[-1]
+        for prefix, advice in _ADVICE:
+            if message.startswith(prefix):
+                return advice.format(stage=stage.name)
         return f"Fix what {stage.name} reports below (on Y, or in the plan), then resume from {stage.name}."
     return f"Resume from {stage.name}, the first stage that has not passed."
+
+
+# what to fix, by the failure's first words (harness.messages and the suites' own sentences)
+_FREEZE = "config drift: X's configuration changed"
+_ADVICE: tuple[tuple[str, str], ...] = (
+    (_FREEZE, "Someone wrote to X during the run (the config freeze did not hold): find who, restore the backup "
+              "on X, then start the upgrade again from the beginning."),
+    ("config drift:", "Y's configuration differs from X's: fix how Y was loaded, or allow the difference in the "
+                      "plan's parity.allow with a reason; then resume from {stage}."),
+    ("behaviour difference:", "Y answers differently from X: fix Y or its configuration; if the change is expected "
+                              "for this Kong version, record it in the plan. Then resume from {stage}."),
+    ("gate failed:", "Y failed the gate under traffic and all traffic went back to X: find why in the steps and "
+                     "the node logs, fix Y, then resume from {stage}."),
+    ("breaking changes block", "Fix the findings in X's configuration (on a copy), or accept each in the plan's "
+                               "considerations.accept with a reason; then resume from {stage}."),
+)
+
+
+def _fresh_run(stage: StageResult | None) -> bool:
+    """A freeze failure cannot be resumed: X changed under the run, so everything starts again."""
+    return stage is not None and stage.message.split(": ", 1)[-1].startswith(_FREEZE)
 
 
 def _node_state(n: Node, rec: RunRecord, decommissioned: bool) -> str:
@@ -245,6 +279,7 @@ def build_summary(rec: RunRecord, ledger: Ledger, plan_path: Path | str, *, git_
         for n in rec.nodes.values()
     )
     resume_at = failing or next((s.name for s in stages if s.outcome != "passed"), None)
+    at = next((s for s in stages if s.name == resume_at), None)
     run_dir = ledger.run_dir
     return RunSummary(
         plan_name=rec.plan_name or ledger.plan_name,
@@ -265,8 +300,8 @@ def build_summary(rec: RunRecord, ledger: Ledger, plan_path: Path | str, *, git_
         rollback=rec.rollback,
         failing_stage=failing,
         headline=headline(verdicts.get(failing) if failing else None, tuple(rec.steps), nodes),
-        resume_command=resume_command(plan_path, resume_at, run_dir) if resume_at and verdict != "passed" else "",
-        next_step=_next_step(verdict, next((s for s in stages if s.name == resume_at), None)),
+        resume_command=_command(plan_path, resume_at, run_dir, verdict, at),
+        next_step=_next_step(verdict, at),
         drift=rec.drift,
         run_dir=str(run_dir),
     )

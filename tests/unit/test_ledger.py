@@ -124,3 +124,56 @@ def test_figures_that_json_cannot_hold_are_written_as_text(tmp_path: Path) -> No
     led = ledger(tmp_path)
     led.record(Verdict("backup", "passed", 1.0, 2.0, "", {"path": tmp_path / "backup.yaml"}))
     assert led.as_dict()["stages"]["backup"]["figures"] == {"path": str(tmp_path / "backup.yaml")}
+
+
+def test_outcomes_and_causes_round_trip_and_an_interrupted_stage_blocks(tmp_path: Path) -> None:
+    led = ledger(tmp_path)
+    for stage in STAGES[:6]:
+        led.record(passed(stage))
+    led.record(Verdict("shift", "interrupted", 1.0, 2.0, "interrupted after 2 of 7 checks", {}, "interrupted"))
+    again = Ledger(tmp_path, plan_name="x", plan_path="x")
+    assert again.verdict("shift") == Verdict("shift", "interrupted", 1.0, 2.0, "interrupted after 2 of 7 checks",
+                                             {}, "interrupted")
+    assert again.first_not_passed() == "shift"
+    with pytest.raises(LedgerError) as info:
+        again.check_can_run("decommission")
+    assert "shift (interrupted)" in str(info.value)
+    assert "pytest suites/ --from-stage shift" in str(info.value)  # the next step is a command
+
+
+def test_first_not_passed_is_none_when_every_stage_passed_and_old_ledgers_read(tmp_path: Path) -> None:
+    led = ledger(tmp_path)
+    for stage in STAGES:
+        led.record(passed(stage))
+    assert led.first_not_passed() is None
+    data = json.loads((tmp_path / "ledger.json").read_text())
+    for entry in data["stages"].values():
+        entry.pop("cause")  # a ledger written before causes existed
+        entry["added_later"] = "ignored"  # and one written by a newer harness
+    (tmp_path / "ledger.json").write_text(json.dumps(data))
+    assert Ledger(tmp_path, plan_name="x", plan_path="x").verdict("backup") == passed("backup")
+
+
+def test_the_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from harness.ledger import atomic_write
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    target = tmp_path / "verdict.json"
+    target.write_text("old")
+    atomic_write(target, '{"new": true}')
+    assert target.read_text() == '{"new": true}'
+    assert len(synced) == 2  # the file, then its folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict.json"]
+
+    def broken(src: object, dst: object) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError):
+        atomic_write(target, "half")
+    assert target.read_text() == '{"new": true}'  # the old file stands whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["verdict.json"]

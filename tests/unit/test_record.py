@@ -130,3 +130,46 @@ def test_the_secret_store_skips_empty_values_and_never_shows_one() -> None:
     store.add({"k1"})
     assert store.values() == frozenset({"k1", "k2"})
     assert "k1" not in repr(store) and store.redactor.text("k1 k2") == "<redacted> <redacted>"
+
+
+def test_what_next_names_what_to_fix_and_a_freeze_failure_starts_again(tmp_path: Path) -> None:
+    led = ledger_with(tmp_path, {s: "passed" for s in STAGES[:4]})
+    led.record(Verdict("staging", "failed", 1.0, 2.0, "test_differential_requests: behaviour difference: Y answers "
+                       "differently from X (y1 vs x1):\n  a/good-key: status: X=200 | Y=401", {}, "check"))
+    s = summary(RunRecord(), led)
+    assert s.next_step.startswith("Y answers differently from X: fix Y or its configuration")
+    assert s.resume_command.endswith(f"--from-stage staging --run-dir {tmp_path}")
+    led.record(Verdict("staging", "failed", 1.0, 2.0, "test_x_config_unchanged: config drift: X's configuration "
+                       "changed since preflight on x1 (the config-write freeze did not hold)", {}, "check"))
+    s = summary(RunRecord(), led)
+    assert "restore the backup on X, then start the upgrade again" in s.next_step
+    assert s.resume_command == ".venv/bin/pytest suites/ --plan plans/default.yaml"  # a fresh run, not a resume
+
+
+def test_findings_are_grouped_by_rule_with_entities_by_name_and_ids_resolved() -> None:
+    from harness.compat import Finding as RuleFinding
+    from harness.record import entity_name, findings_text, report_findings
+
+    config = {"services": [{"id": "s-1", "name": "orders"}],
+              "routes": [{"id": "c4b51c96-0000", "name": "health-check", "service": {"id": "s-1"}}],
+              "consumers": [{"id": "u-1", "username": "alice"}]}
+    hits = [
+        RuleFinding("regex-path-without-tilde", "error", "routes['health-check']", "breaks", "add ~", "3.0.0", "T"),
+        RuleFinding("regex-path-without-tilde", "error", "routes['orders-v1']", "breaks", "add ~", "3.0.0", "T"),
+        RuleFinding("auth-401", "warning", "plugins['key-auth@route:c4b51c96-0000']", "b", "update", "3.6.0", "A"),
+        RuleFinding("auth-401", "warning", "plugins['key-auth@route:c4b51c96-0000']", "b", "update", "3.6.0", "A"),
+        RuleFinding("auth-401", "info", "plugins['key-auth@consumer:u-1+service:orders'].config.x", "b", "u",
+                    "3.6.0", "A"),
+        RuleFinding("via", "warning", "node", "b", "u", "3.8.0", "V"),
+    ]
+    found = report_findings(hits, config, {"via": "our clients ignore Via"})
+    assert [f.id for f in found] == ["regex-path-without-tilde", "auth-401", "via"]
+    assert found[0].entities == ("route health-check", "route orders-v1")
+    assert found[1].entities == ("plugin key-auth on route health-check",
+                                 "plugin key-auth on consumer alice, service orders (config.x)")
+    assert found[1].severity == "warning" and found[1].introduced_in == "3.6.0"
+    assert found[2].accepted == "our clients ignore Via" and found[2].entities == ("the node (kong.conf or version)",)
+    assert entity_name("plugins['cors@global']") == "plugin cors global"
+    text = "\n".join(findings_text(found))
+    assert "ERROR   regex-path-without-tilde (Kong 3.0.0): T" in text
+    assert "on: route health-check, route orders-v1" in text and "[accepted: our clients ignore Via]" in text

@@ -81,3 +81,31 @@ def test_summary_is_frozen_and_hashable() -> None:
     with pytest.raises(AttributeError):
         summary.verdict = "passed"  # type: ignore[misc]
     assert hash(summary) == hash(RunSummary.from_json(summary.to_json()))
+
+
+def test_deck_lines_name_entities_in_words_and_always_end_with_the_summary() -> None:
+    from harness.config import Change, ConfigDiff
+    from harness.deckdiff import deck_lines, split_path
+
+    assert split_path("plugins['key-auth@route:orders'].config.key_names") == (
+        "plugins", "key-auth@route:orders", "config.key_names")
+    assert split_path("routes[\"it's\"]") == ("routes", "it's", "")
+    result = ConfigDiff(
+        added=(Change("added", "consumers['bob']", None, {"username": "bob"}),),
+        removed=(Change("removed", "plugins['cors@global']", {"name": "cors"}, None),),
+        changed=(Change("changed", "plugins['key-auth@route:orders'].config.hide_credentials", False, True),
+                 Change("changed", "plugins['key-auth@route:orders'].config.key_names", ["apikey"], ["key"])),
+        allowed=(Change("changed", "plugins['key-auth@service:a'].config.realm", None, "kong", "realm is new"),))
+    lines = deck_lines(result)
+    assert lines == (
+        "creating consumer bob",
+        "updating plugin key-auth (on route orders)",
+        "  config.hide_credentials: false -> true",
+        '  config.key_names: ["apikey"] -> ["key"]',
+        "deleting plugin cors (global)",
+        "allowed by the plan: plugin key-auth (on service a) config.realm (realm is new)",
+        "Summary: Created 1 Updated 1 Deleted 1",
+    )
+    assert deck_lines(ConfigDiff()) == ("Summary: Created 0 Updated 0 Deleted 0",)
+    many = ConfigDiff(added=tuple(Change("added", f"services['s{i}']", None, {}) for i in range(5)))
+    assert deck_lines(many, limit=2)[-2] == "... and 3 more entities (the full diff is in evidence/)"
