@@ -297,6 +297,7 @@ class Shift:
         while not any(st.verdict == "reject" for st in states.values()) and any(
                 st.verdict == "continue" for st in states.values()):
             time.sleep(max(0.0, LOOK_SECONDS - (time.monotonic() - last)))
+            self.traffic.check_guard()                 # the supervisor still holds the split's failsafe
             now = time.monotonic()
             for s in (probe, *others):
                 reading = s.read()
