@@ -24,7 +24,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -338,13 +338,61 @@ def _taken(kind: str, k: str, v: Any) -> str | None:
     return None
 
 
+#: :func:`_dropped` by what was taken out (bounded like the caches above)
+_DROPPED: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _dropped(taken: tuple[str, ...]) -> frozenset[str]:
+    """The fields an entity's normal form leaves out: volatile ones and those taken out while collecting."""
+    drop = VOLATILE_FIELDS.union(taken)
+    if len(_DROPPED) < 1024:
+        _DROPPED[taken] = drop
+    return drop
+
+
+def _own_fields(kind: str, src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan,
+                old_format: bool) -> tuple[dict[str, Any], list[str], str | None]:
+    """An entry's own fields in normal form (all but references and defaults), the fields left empty
+    (:func:`_normal_fields`) and, for a key-auth credential, its key's fingerprint."""
+    body: dict[str, Any] = {}
+    fp = None
+    # the few kind-specific rewrites first, on a copy of the entry
+    if kind == "services" and isinstance(src.get("url"), str):
+        # the url's parts come first; a part the entity sets to null is dropped, not taken from the url
+        body = {k: v for k, v in _expand_url(src["url"]).items() if not (k in src and src[k] is None)}
+        drop = drop | {"url"}
+    elif kind == "routes" and old_format and isinstance(src.get("paths"), list):
+        src = {**src, "paths": [f"~{p}" if isinstance(p, str) and not PLAIN_PATH_2X.match(p) else p
+                                for p in src["paths"]]}
+    elif kind == "certificates" and isinstance(src.get("snis"), list) and "snis" not in drop:
+        names = [s for s in src["snis"] if isinstance(s, str)]
+        src = {**src, "snis": names or src["snis"]}
+    elif kind == "keyauth_credentials" and src.get("key") is not None:
+        secret = src["key"]
+        if type(secret) not in _EXACT_LEAVES:
+            secret = redacted(str(_drop_nulls(secret)))
+        elif secret:                 # what the natural key fingerprints too: once
+            fp = fingerprint(str(secret))
+            secret = f"<redacted:{fp}>"
+        else:
+            secret = redacted(str(secret))
+        src = {**src, "key": secret}
+    return body, _normal_fields(src, drop, plan, body), fp
+
+
 @dataclass(slots=True)
 class _Raw:
     kind: str
-    item: Mapping[str, Any]       # the entry as written (read for its ids, names and nulls)
-    body: dict[str, Any]          # its fields without nulls, volatile fields, child lists and foreign keys;
-    #                               the entity's own, so normalising it works in place
+    item: Mapping[str, Any]       # the entry as written
+    drop: frozenset[str]          # its fields that are not the entity's own: volatile, child lists, foreign keys
     refs: dict[str, Any]          # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
+    ident: Any                    # its "id"
+    # its own fields in normal form (:func:`_own_fields`), built while collecting, when the entry was
+    # last read (a large config's entries are far apart in memory: each is read once), and the empty ones
+    body: dict[str, Any]
+    empty: Sequence[str]
+    fp: str | None                # key-auth: the fingerprint of its key
+    failed: Exception | None      # what building the body raised: raised when the entity is built
     key: str | None = None        # natural key, filled in by _Normaliser
     ref_keys: dict[str, str] | None = None   # foreign field -> natural key, filled in with key
     normal: dict[str, Any] | None = None     # the normalised entity, once built
@@ -356,49 +404,67 @@ class _Normaliser:
         self.raws: dict[str, list[_Raw]] = {}
         self.by_ref: dict[str, dict[str, _Raw]] = {}       # built for a kind when something refers to it
         for kind, items in declarative.items():
-            if str(kind).startswith("_") or not isinstance(items, list):
+            if str(kind).startswith("_") or not isinstance(items, list) or not items:
                 continue
+            kind = str(kind)
+            raws, plan = self.raws.setdefault(kind, []), _plan(kind)
             for item in items:
-                self._collect(str(kind), item, None)
+                self._collect(kind, item, None, raws, plan)
 
-    def _collect(self, kind: str, item: object, parent: _Raw | None) -> None:
+    def _collect(self, kind: str, item: object, parent: _Raw | None, raws: list[_Raw], plan: _KindPlan) -> None:
         if type(item) is not dict and not isinstance(item, Mapping):     # (the ABC test is slow)
             raise ConfigError(
                 f"{kind} entry is {type(item).__name__} {item!r:.80}; expected a mapping of fields",
                 hint="check the indentation of the declarative file",
             )
-        # nulls and volatile fields dropped at once; values not copied (entity() builds new containers)
-        body = {k: v for k, v in item.items() if v is not None and k not in VOLATILE_FIELDS}
         children: list[tuple[str, list[Any]]] = []
         refs: dict[str, Any] = {}
-        # then child lists and foreign keys taken out: only _COLLECTED keys can be those, except under a
-        # consumer (any list of mappings, under any name); a null one is neither
+        taken: list[str] = []
+        # child lists and foreign keys are taken out: only _COLLECTED keys can be those, except under a
+        # consumer (any list of mappings, under any name)
         if kind == "consumers":
-            candidates: Iterable[str] = list(item)
+            for k, v in item.items():
+                if k in FOREIGN_KEYS or isinstance(v, list):
+                    what = _taken(kind, k, v)
+                    if what is not None:
+                        taken.append(k)
+                        if what == "child":
+                            children.append((k, v))
+                        elif v is not None:
+                            refs[k] = v
         else:
-            candidates = _COLLECTED.intersection(body)
-            if len(candidates) > 1:          # in the entry's order: it is the order of refs and children
-                candidates = [k for k in body if k in candidates]
-        for k in candidates:
-            v = item[k]
-            taken = _taken(kind, k, v)
-            if taken == "child":
-                children.append((k, v))
-                body.pop(k, None)
-            elif taken == "ref":
-                if v is not None:
-                    refs[k] = v
-                body.pop(k, None)
-        if kind == "certificates" and isinstance(body.get("snis"), list):
-            names = [s for s in body["snis"] if isinstance(s, str)]
-            body["snis"] = names or body["snis"]
-        raw = _Raw(kind, item, body, refs)
+            for k in _COLLECTED.intersection(item):
+                v = item[k]
+                if k in FOREIGN_KEYS:        # (then not a child list: no child kind is a foreign key)
+                    if kind != FOREIGN_KEYS[k]:
+                        taken.append(k)
+                        if v is not None:
+                            refs[k] = v
+                elif kind != k and isinstance(v, list) and all(isinstance(i, Mapping) for i in v):
+                    taken.append(k)
+                    children.append((k, v))
+            # in the entry's order: the order of the references is that of the entity's fields
+            if len(refs) > 1:
+                refs = {k: refs[k] for k in item if k in refs}
+            if len(children) > 1:
+                order = list(item)
+                children.sort(key=lambda child: order.index(child[0]))
+        drop = VOLATILE_FIELDS if not taken else _DROPPED.get(tuple(taken)) or _dropped(tuple(taken))
+        try:
+            body, empty, fp = _own_fields(kind, item, drop, plan, self.old_format)
+            failed = None
+        except Exception as exc:     # raised where building the entity would raise it
+            body, empty, fp, failed = {}, [], None, exc
+        raw = _Raw(kind, item, drop, refs, item.get("id"), body, empty, fp, failed)
         if parent is not None:
             refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
-        self.raws.setdefault(kind, []).append(raw)
+        raws.append(raw)
         for child_kind, items in children:
+            if not items:
+                continue
+            child_raws, child_plan = self.raws.setdefault(child_kind, []), _plan(child_kind)
             for child in items:
-                self._collect(child_kind, child, raw)
+                self._collect(child_kind, child, raw, child_raws, child_plan)
 
     def _index(self, kind: str) -> dict[str, _Raw]:
         """The entities of ``kind`` by id, name, username and custom_id (the first entity to use a value)."""
@@ -406,9 +472,9 @@ class _Normaliser:
         if index is None:
             index = self.by_ref[kind] = {}
             for raw in self.raws.get(kind, ()):
-                item = raw.item
-                for ref_field in ("id", "name", "username", "custom_id"):
-                    value = item.get(ref_field)
+                # the body holds the same strings as the entry (it drops only what is not the entity's own)
+                body = raw.body if raw.failed is None else _written_body(raw)
+                for value in (raw.ident, body.get("name"), body.get("username"), body.get("custom_id")):
                     if value and isinstance(value, str):
                         index.setdefault(value, raw)
         return index
@@ -439,13 +505,22 @@ class _Normaliser:
         if id(raw) in seen:
             raise ConfigError(f"circular reference at {raw.kind} {_describe(raw)}")
         refs = self._ref_keys(raw, seen)
-        b = raw.body
+        if raw.fp is not None:       # a key-auth credential's key, fingerprinted while collecting
+            raw.key = f"sha256:{raw.fp}"
+            return raw.key
+        # the fields a key is made of, as written: the body holds the same leaves (bar secrets); a
+        # container there is a copy (without nulls), so then the entry's fields are read
+        b: Mapping[str, Any] = raw.body
+        fields = _KEY_FIELDS.get(raw.kind)
+        if raw.failed is not None or raw.kind in _CREDENTIAL_KINDS or (
+                type(b.get("name")) not in _EXACT_LEAVES if fields is None
+                else not all(type(b.get(f)) in _EXACT_LEAVES for f in fields)):
+            b = _written_body(raw)
         key: str
         if raw.kind == "plugins":
             scope = "+".join(f"{f}:{refs[f]}" for f in ("service", "route", "consumer") if f in refs)
             key = f"{b.get('name')}@{scope or 'global'}"
-        elif raw.kind in ("keyauth_credentials", "basicauth_credentials", "hmacauth_credentials",
-                          "jwt_secrets", "oauth2_credentials"):
+        elif raw.kind in _CREDENTIAL_KINDS:
             secret = b.get("key") or b.get("username") or b.get("client_id")
             key = (f"sha256:{fingerprint(str(secret))}" if raw.kind == "keyauth_credentials" and secret
                    else str(secret) if secret else _fingerprint_of(_written_body(raw), refs))
@@ -490,30 +565,14 @@ class _Normaliser:
         return raw.ref_keys
 
     def entity(self, raw: _Raw) -> dict[str, Any]:
-        """The normalised entity, built once, in place of its body: the body's containers are replaced by
-        copies without their nulls, so nothing in it is shared with the declarative input."""
+        """The normalised entity, built once: a new dict (its own fields were put in normal form while
+        collecting), so nothing in it is shared with the declarative input."""
         if raw.normal is not None:
             return raw.normal
-        kind, body = raw.kind, raw.body
-        if kind == "services" and isinstance(body.get("url"), str):
-            expanded = _expand_url(body.pop("url"))
-            body = {**expanded, **body}
-            for k in expanded:       # a part the entity sets to null is dropped, not taken from the url
-                if k in raw.item and raw.item[k] is None:
-                    del body[k]
-        if kind == "routes" and self.old_format and isinstance(body.get("paths"), list):
-            body["paths"] = [f"~{p}" if isinstance(p, str) and not PLAIN_PATH_2X.match(p) else p
-                             for p in body["paths"]]
-        if kind == "keyauth_credentials" and body.get("key") is not None:
-            secret = body["key"]
-            if type(secret) not in _EXACT_LEAVES:
-                body["key"] = redacted(str(_drop_nulls(secret)))
-            elif secret and raw.key is not None:     # what the natural key fingerprinted: no second sha256
-                body["key"] = f"<redacted:{raw.key[7:]}>"
-            else:
-                body["key"] = redacted(str(secret))
+        if raw.failed is not None:
+            raise raw.failed
+        kind, body, empty = raw.kind, raw.body, raw.empty
         plan = _plan(kind)
-        empty = _finish_fields(body, plan)
         ref_keys = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, frozenset())
         if ref_keys:
             body.update(ref_keys)
@@ -564,23 +623,26 @@ class _Normaliser:
         return out
 
 
-def _finish_fields(body: dict[str, Any], plan: _KindPlan) -> list[str]:
-    """One pass over an entity's fields (not ``plan.late``, which are only copied): containers copied
-    without nulls, set-like lists sorted, secrets redacted. Returns the fields left empty: they are
-    dropped at the end (until then a default must not fill them)."""
+def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan, body: dict[str, Any]) -> list[str]:
+    """One pass over an entry's fields into ``body``, its normal form: nulls and ``drop`` left out,
+    containers copied without nulls (``plan.late`` ones only copied), set-like lists sorted, secrets
+    redacted. Returns the fields left empty: they are dropped at the end (until then a default must not
+    fill them)."""
     empty: list[str] = []
     sets, late = plan.sets, plan.late
-    for k, v in body.items():        # values are replaced, never added or removed: safe while iterating
+    for k, v in src.items():
+        if v is None or k in drop:
+            continue
         t = type(v)
         if t in _EXACT_LEAVES:       # most fields
-            if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
-                body[k] = _redact_secret(v)
+            body[k] = _redact_secret(v) if k not in _PLAIN_KEYS and _is_secret_key(str(k)) else v
             continue
         if k in late:
             body[k] = _drop_nulls(v)
             continue
         if t is list:
             if not v:
+                body[k] = []
                 empty.append(k)
                 continue
             all_str = leaves = True
@@ -643,6 +705,17 @@ def _finish_field(body: dict[str, Any], k: str, *, drop: bool = True) -> bool:
     elif t not in _EXACT_LEAVES:
         body[k] = redact(v)
     return False
+
+
+#: kinds whose natural key is a credential's secret, or its username or client id
+_CREDENTIAL_KINDS: frozenset[str] = frozenset({
+    "keyauth_credentials", "basicauth_credentials", "hmacauth_credentials", "jwt_secrets", "oauth2_credentials",
+})
+#: the fields a natural key is made of, by kind (others: name)
+_KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "consumers": ("username", "custom_id"), "targets": ("target",), "acls": ("group",),
+    "certificates": ("cert",), "ca_certificates": ("cert",),
+}
 
 
 def _written_body(raw: _Raw) -> dict[str, Any]:
@@ -968,9 +1041,61 @@ def _readable(base: str, parts: Iterable[Any]) -> str:
     return out
 
 
+#: DeepDiff's own default, passed explicitly: below this share of common keys it reports a mapping as
+#: changed as a whole, and :func:`_entity_changes` leaves such an entity to it
+_DEEPER = 0.33
+#: leaf types whose difference :func:`_entity_changes` reports itself, as DeepDiff would (a value of
+#: another type, or an unequal one of the same type, is a change: ``1`` and ``True`` differ)
+_DIFF_LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def _entity_changes(base: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+    """The changes inside one entity, sorted by path, exactly as DeepDiff reports them: added and removed
+    fields and changed leaf fields are read off directly; DeepDiff runs only on the container fields that
+    are not identical (on those alone: it reports each key of a mapping on its own)."""
+    if not all(type(k) is str and not k.startswith("__") for k in (*before, *after)):
+        return _deepdiff_changes(base, before, after)      # (DeepDiff skips "__" keys)
+    shared = [k for k in before if k in after]
+    union = len(before) + len(after) - len(shared)
+    if union > 1 and len(shared) / union < _DEEPER:
+        return _deepdiff_changes(base, before, after)
+    changes = [Change("changed", _readable(base, (k,)), _ABSENT, v) for k, v in after.items() if k not in before]
+    changes += [Change("changed", _readable(base, (k,)), v, _ABSENT) for k, v in before.items() if k not in after]
+    deeper = []
+    for k in shared:
+        a, b = before[k], after[k]
+        if a is b:
+            continue
+        if type(a) in _DIFF_LEAVES and type(b) in _DIFF_LEAVES:
+            if type(a) is not type(b) or a != b:
+                changes.append(Change("changed", _readable(base, (k,)), a, b))
+        elif not _identical(a, b):
+            deeper.append(k)
+    if deeper:
+        changes += _deepdiff_changes(base, {k: before[k] for k in deeper}, {k: after[k] for k in deeper})
+    return sorted(changes, key=lambda c: c.path)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down: DeepDiff would report nothing. False when unsure."""
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is str or t is int or t is bool or t is float:
+        return bool(a == b)
+    if t is list:
+        return len(a) == len(b) and all(_identical(i, j) for i, j in zip(a, b, strict=True))
+    if t is dict:
+        return a.keys() == b.keys() and all(type(k) is str and not k.startswith("__") and _identical(v, b[k])
+                                            for k, v in a.items())
+    return False
+
+
+def _deepdiff_changes(base: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
     changes: list[Change] = []
-    tree = DeepDiff(before, after, view="tree", verbose_level=2)
+    tree = DeepDiff(before, after, view="tree", verbose_level=2, threshold_to_diff_deeper=_DEEPER)
     for report, levels in tree.items():
         for level in levels:
             path = _readable(base, level.path(output_format="list"))
@@ -996,14 +1121,20 @@ def diff(
     compared = 0
     for kind in sorted(set(x.entities) | set(y.entities)):
         xs, ys = x.entities.get(kind, {}), y.entities.get(kind, {})
-        for key in sorted(set(xs) | set(ys)):
-            compared += 1            # (the path is built only for a difference: most entities have none)
-            if key not in ys:
-                removed.append(Change("removed", _entity_path(kind, key), xs[key], _ABSENT))
-            elif key not in xs:
-                added.append(Change("added", _entity_path(kind, key), _ABSENT, ys[key]))
-            elif xs[key] != ys[key]:
-                changed.extend(_entity_changes(_entity_path(kind, key), xs[key], ys[key]))
+        # one look at each entity; only the few that differ are sorted and get a path
+        gone, differ = [], []
+        for key, entity in xs.items():
+            other = ys.get(key, _ABSENT)
+            if other is _ABSENT:
+                gone.append(key)
+            elif entity != other:
+                differ.append(key)
+        new = [key for key in ys if key not in xs]
+        compared += len(xs) + len(new)
+        removed += [Change("removed", _entity_path(kind, key), xs[key], _ABSENT) for key in sorted(gone)]
+        added += [Change("added", _entity_path(kind, key), _ABSENT, ys[key]) for key in sorted(new)]
+        for key in sorted(differ):
+            changed.extend(_entity_changes(_entity_path(kind, key), xs[key], ys[key]))
     allowed: list[Change] = []
 
     def keep(changes: list[Change]) -> tuple[Change, ...]:
