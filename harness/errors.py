@@ -9,6 +9,7 @@
     │   │   └── AnswerTooLarge   an answer over the client's size cap (reading stopped at the cap)
     │   └── NodeStartError       a node the harness started did not become ready
     ├── DeadlineExceeded         a total deadline passed (what, where, the limit, the time taken)
+    ├── IncompatibleNodes        Y's own nodes refuse each other (a CP refuses its DP): a verdict on Y
     ├── AdminAPIError            Kong answered with an error status; carries Kong's own message
     ├── ReadOnlyViolation        a write was attempted through cluster X's read-only view
     ├── ConfigError              a declarative configuration is invalid or cannot be captured
@@ -135,3 +136,8 @@ class NodeTooSlow(NodeUnreachable, DeadlineExceeded):
 
 class AnswerTooLarge(BadResponse):
     """A node's answer was larger than the client's maximum answer size; reading stopped at the limit."""
+
+
+class IncompatibleNodes(HarnessError):
+    """Y's own nodes refuse each other, e.g. a control plane lists a data plane as incompatible: a verdict on Y
+    (the plan's versions cannot work together), not a machinery failure."""

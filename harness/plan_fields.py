@@ -68,6 +68,8 @@ class Expect:
 # field types
 
 Url = Annotated[str, Field(pattern=r"^https?://[^/\s:]+(:\d+)?/?$"), Expect("http(s)://host:port")]
+#: a URL that may carry a path (webhooks: Slack-style URLs have one)
+UrlWithPath = Annotated[str, Field(pattern=r"^https?://[^/\s:]+(:\d+)?(/\S*)?$"), Expect("http(s)://host[:port][/path]")]
 VersionText = Annotated[str, Expect('a Kong version such as "3.8.1" (MAJOR.MINOR.PATCH, or "3.4.3.12" for '
                                     'Enterprise)')]
 Percent = Annotated[int, Field(ge=1, le=100), Expect("a whole percentage")]

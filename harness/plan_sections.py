@@ -31,6 +31,7 @@ from harness.plan_fields import (
     SplitterName,
     Upstream,
     Url,
+    UrlWithPath,
     check_source,
     context_of,
     did_you_mean,
@@ -208,7 +209,7 @@ class NotifyPlan(Section):
 
     command: Annotated[str, Field(min_length=1, max_length=4000), Expect(
         "a shell command; the JSON body arrives on its standard input")] | None = None
-    webhook: Url | None = None
+    webhook: UrlWithPath | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
 
 

@@ -20,7 +20,7 @@ compgen -G "$results/*-result.json" >/dev/null \
 [ -x "$allure" ] || err 4 "$allure not found; run: bash scripts/setup-node.sh"
 
 rm -rf "$out"
-ALLURE_NO_ANALYTICS=true "$allure" allure2 "$results" -o "$out" --single-file --report-name "kong-upgrade-harness" >&2 \
+ALLURE_NO_ANALYTICS=true "$allure" allure2 "$results" -o "$out" --single-file --report-name "${KUH_REPORT_NAME:-kong-upgrade-harness}" >&2 \
   || err 5 "allure exited $?; see its output above"
 [ -f "$out/index.html" ] || err 5 "allure finished but wrote no $out/index.html"
 printf '%s\n' "$out/index.html"

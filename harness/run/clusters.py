@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.admin import NodeInfo
 from harness.certs import make_cluster_cert
-from harness.errors import HarnessError, NodeStartError
+from harness.errors import HarnessError, IncompatibleNodes
 from harness.model import ClusterCert, Node, Role
 from harness.nodes import NodeProvider, NodeRequest, get_provider
 from harness.plan import Plan
@@ -319,7 +319,7 @@ class Clusters:
             hint="check /clustering/data-planes on the CP and the DP's log",
         )
         if state == "refused":
-            raise NodeStartError(
+            raise IncompatibleNodes(
                 f"{cp} refused data plane {dp}: the control plane lists it as {detail}, and sends it no "
                 f"configuration (all rows: {self._data_plane_rows(cp)})",
                 hint="run data planes at the control plane's major version and at its minor version or older "

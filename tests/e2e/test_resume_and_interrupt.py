@@ -51,6 +51,6 @@ def test_ctrl_c_during_the_shift_returns_traffic_to_x_and_stops_everything(modul
     run = interrupt_when(module_tmp, "plans/default.yaml", "[kuh] step  25 % Y")
     assert run.returncode == 2, run.output[-3000:]  # pytest: interrupted
     assert "teardown: all traffic returned to X" in run.output
-    assert run.verdict("shift")["outcome"] == "failed"
+    assert run.verdict("shift")["outcome"] == "interrupted"
     assert "interrupted" in run.verdict("shift")["message"]
     assert run.leftovers() == []
