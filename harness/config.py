@@ -314,6 +314,7 @@ class _KindPlan:
     other: tuple[_Fill, ...]      # all but those of top_keys, in declared order
     late: frozenset[str]          # fields finished only once the defaults are in: those a nested default
     #                               fills into, and routes' headers (sorted before they are redacted)
+    name_kept: bool               # no rule fills "name" (so rules for one plugin may read it once)
 
 
 @functools.cache
@@ -324,7 +325,8 @@ def _plan(kind: str) -> _KindPlan:
     top = [(plugin, path, d) for plugin, path, d in fills if plugin is None and len(path) == 1]
     late = {path[0] for _, path, _ in fills if len(path) > 1} | ({"headers"} if kind == "routes" else set())
     return _KindPlan(SET_FIELDS.get(kind, frozenset()), frozenset(path[0] for _, path, _ in top), tuple(fills),
-                     tuple(rule for rule in fills if rule not in top), frozenset(late))
+                     tuple(rule for rule in fills if rule not in top), frozenset(late),
+                     all(path[0] != "name" for _, path, _ in fills))
 
 
 def _taken(kind: str, k: str, v: Any) -> str | None:
@@ -502,9 +504,9 @@ class _Normaliser:
     def natural_key(self, raw: _Raw, seen: frozenset[int] = frozenset()) -> str:
         if raw.key is not None:
             return raw.key
-        if id(raw) in seen:
+        if seen and id(raw) in seen:
             raise ConfigError(f"circular reference at {raw.kind} {_describe(raw)}")
-        refs = self._ref_keys(raw, seen)
+        refs = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, seen)
         if raw.fp is not None:       # a key-auth credential's key, fingerprinted while collecting
             raw.key = f"sha256:{raw.fp}"
             return raw.key
@@ -517,7 +519,17 @@ class _Normaliser:
                 else not all(type(b.get(f)) in _EXACT_LEAVES for f in fields)):
             b = _written_body(raw)
         key: str
-        if raw.kind == "plugins":
+        if raw.kind not in _KEYED_OTHERWISE:          # by name (unnamed routes: by what they match)
+            name = b.get("name")
+            if name:
+                key = str(name)
+            elif raw.kind == "routes":
+                normal = self.entity(raw)          # defaults filled, sets sorted, refs as natural keys
+                match = {f: normal[f] for f in ROUTE_MATCH_FIELDS if f in normal}
+                key = "~" + hashlib.sha256(_canonical(match).encode()).hexdigest()[:12]
+            else:
+                key = _fingerprint_of(self.entity(raw), {})
+        elif raw.kind == "plugins":
             scope = "+".join(f"{f}:{refs[f]}" for f in ("service", "route", "consumer") if f in refs)
             key = f"{b.get('name')}@{scope or 'global'}"
         elif raw.kind in _CREDENTIAL_KINDS:
@@ -533,17 +545,9 @@ class _Normaliser:
             key = f"{refs.get('upstream', '?')}/{b.get('target')}"
         elif raw.kind == "acls":
             key = f"{refs.get('consumer', '?')}/{b.get('group')}"
-        elif raw.kind in ("certificates", "ca_certificates"):
+        else:                        # certificates, ca_certificates
             cert = b.get("cert")
             key = f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(_written_body(raw), refs)
-        elif raw.kind == "routes" and not b.get("name"):
-            normal = self.entity(raw)          # defaults filled, sets sorted, refs as natural keys
-            match = {f: normal[f] for f in ROUTE_MATCH_FIELDS if f in normal}
-            key = "~" + hashlib.sha256(_canonical(match).encode()).hexdigest()[:12]
-        elif b.get("name"):
-            key = str(b["name"])
-        else:
-            key = _fingerprint_of(self.entity(raw), {})
         raw.key = key
         return key
 
@@ -554,8 +558,11 @@ class _Normaliser:
             inner: frozenset[int] | None = None
             for f, r in raw.refs.items():
                 # the usual case inline: an id string (or the nested parent) of an entity already keyed
-                target = self._index(FOREIGN_KEYS.get(f, f + "s")).get(r) if type(r) is str else (
-                    r if type(r) is _Raw else None)
+                if type(r) is str:
+                    kind = FOREIGN_KEYS.get(f) or f + "s"
+                    target = (self.by_ref.get(kind) or self._index(kind)).get(r)
+                else:
+                    target = r if type(r) is _Raw else None
                 if target is not None and target.key is not None:
                     keys[f] = target.key
                 else:
@@ -581,16 +588,19 @@ class _Normaliser:
                     body[f] = _redact_secret(body[f])
         filled: list[str] = []
         if plan.fills:
+            name = body.get("name")
             # an export carries every top-level defaulted field: then only the other rules can fill one
             for plugin, path, default in plan.other if plan.top_keys <= body.keys() else plan.fills:
-                if plugin is None or plugin == body.get("name"):
+                if plugin is None or plugin == (name if plan.name_kept else body.get("name")):
                     if len(path) > 1:
                         _fill_default(body, path, default)
                     elif path[0] not in body:
                         body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
                         filled.append(path[0])
         # what the pass above left for now: the fields defaults filled, and plan.late (copied only)
-        late = filled + [k for k in plan.late if k in body]
+        late = [k for k in plan.late if k in body] if plan.late else filled
+        if filled and plan.late:
+            late = filled + late
         for k in late:
             _sort_set(body, k, plan.sets)
         if kind == "routes" and isinstance(body.get("headers"), Mapping):
@@ -711,6 +721,9 @@ def _finish_field(body: dict[str, Any], k: str, *, drop: bool = True) -> bool:
 _CREDENTIAL_KINDS: frozenset[str] = frozenset({
     "keyauth_credentials", "basicauth_credentials", "hmacauth_credentials", "jwt_secrets", "oauth2_credentials",
 })
+#: kinds whose natural key is not their name
+_KEYED_OTHERWISE: frozenset[str] = _CREDENTIAL_KINDS | {
+    "plugins", "consumers", "targets", "acls", "certificates", "ca_certificates"}
 #: the fields a natural key is made of, by kind (others: name)
 _KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
     "consumers": ("username", "custom_id"), "targets": ("target",), "acls": ("group",),
