@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import random
 import uuid
@@ -282,3 +283,122 @@ def test_capture_dbless_uses_get_config_and_cp_uses_entity_listing() -> None:
     assert a.entities == b.entities
     declarative = capture_declarative(client)
     assert declarative["_format_version"] == "3.0" and isinstance(declarative["routes"][0]["service"], str)
+
+
+def odd_config() -> dict[str, Any]:
+    """A config that takes every branch of normalisation: urls with null parts, a 2.x-style regex path in
+    a 3.0 file, unnamed routes and consumers, nested children and references by name or mapping, secrets
+    in odd places, empty and null-holding containers, set lists of mappings, route headers."""
+    return {
+        "_format_version": "3.0",
+        "services": [
+            {"name": "a", "url": "https://a.internal/v1", "port": None, "tags": ["z", "b", "b"],
+             "ca_certificates": [], "retries": 5, "extra": {"x": None, "token": "fake-tok-1", "list": [None, 1]},
+             "routes": [{"paths": ["/b", "/a"], "methods": ["POST", "GET"], "headers": {
+                 "X-B": ["2", "1"], "Authorization": ["fake-bearer"]}, "snis": None, "sources": [
+                 {"ip": "10.0.0.2"}, {"ip": "10.0.0.1", "port": None}]},
+                 {"name": "a-named", "paths": ["/re[gex]"], "protocols": [], "tags": [3, "1", 2]}],
+             "plugins": [{"name": "key-auth", "config": {}}, {"name": "rate-limiting",
+                                                             "config": {"minute": 5, "policy": None}}]},
+            {"name": "b", "host": "b.internal", "protocol": "grpc", "path": None, "enabled": False,
+             "client_certificate": {"id": "cert-1"}},
+        ],
+        "routes": [{"name": "flat", "service": "a", "hosts": ["h2", "h1"], "regex_priority": 1},
+                   {"name": "flat-by-map", "service": {"name": "b"}, "paths": ["/flat"]}],
+        "consumers": [
+            {"username": "alice", "custom_id": None, "tags": None,
+             "keyauth_credentials": [{"key": "fake-key-a1"}, {"key": "", "tags": ["t"]}],
+             "acls": [{"group": "admins"}], "basicauth_credentials": [{"username": "al", "password": "pw"}]},
+            {"custom_id": "c-7"}, {"tags": ["only-tags"]},
+        ],
+        "keyauth_credentials": [{"key": ["fake", {"k": None}], "consumer": "alice"}, {"key": 42, "consumer": "c-7"}],
+        "plugins": [{"name": "key-auth", "service": "b", "route": None, "consumer": None,
+                     "config": {"key_names": ["k"], "realm": None}, "protocols": ["https", "http"]},
+                    {"name": "openid-connect", "config": {"client_secret": "fake-cs", "nested": {"api_key": 7},
+                                                          "scopes": ["b", "a"]}}],
+        "upstreams": [{"name": "up", "targets": [{"target": "t:1"}, {"target": "t:2", "weight": 5}]}],
+        "certificates": [{"id": "cert-1", "cert": "fake-cert", "key": "fake-cert-key",
+                          "snis": ["s.test", {"name": "t.test"}]},
+                         {"cert": "fake-cert-2", "snis": [{"name": "u.test"}]}],
+        "ca_certificates": [{"cert": "fake-ca"}],
+        "vaults": [{"prefix": "env", "name": "env", "config": {"prefix": "KONG_"}}, {"config": {"a": 1}}],
+    }
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=lambda v: f"<{type(v).__name__}:{v!r}>")
+
+
+# digests of normalise(odd_config()) and of diff(odd, its mutation), taken with the code before the speed-ups
+# of benchmarks/config_parity.py (commit b46237c): the normal form and the diff must stay byte-identical,
+# key order included. A deliberate change to either updates them, with a reason in the commit message.
+ODD_NORMAL_DIGEST = "afb8670f996672af9908dfdbf4dfa0fc4c48969b6de565a525ee0f0e354cbf19"
+ODD_DIFF_DIGEST = "ba3d22291998b08a1bb22e6ae050c66b6a939bb858045f97cb9041dae716ee33"
+
+
+def odd_mutation(config: dict[str, Any]) -> dict[str, Any]:
+    y = copy.deepcopy(config)
+    y["services"][0]["tags"] = ["b", "z"]                                   # a set list: item removed
+    y["services"][0]["routes"][0]["methods"] = ["GET"]                      # unnamed route: a new key
+    y["services"][0]["routes"][1]["tags"] = [3, "1", 2.0]                  # int -> float: a type change
+    y["services"][0]["plugins"][1]["config"] = {"minute": True}              # 5 -> True
+    y["services"][1]["enabled"] = 0                                          # False -> 0
+    y["routes"][0]["regex_priority"] = None                                  # removed field
+    y["routes"][0]["__private"] = "x"                                        # a key DeepDiff skips
+    y["plugins"][1]["config"] = {"client_secret": "fake-cs-2", "other": {"a": [1]}}   # few keys shared
+    y["consumers"][0]["acls"][0]["group"] = "users"
+    y["upstreams"][0]["targets"][1]["weight"] = 6
+    return y
+
+
+def test_normal_form_and_diff_are_byte_identical_to_before() -> None:
+    x, y = normalise(odd_config()), normalise(odd_mutation(odd_config()))
+    normal = _dump([x.format_version, x.source, x.entities])
+    result = diff(x, y, allow=[("targets[*]", "weights are tuned per cluster")])
+    changes = _dump([result.compared] + [[[c.group, c.path, c.before, c.after, c.reason] for c in group]
+                                         for group in (result.added, result.removed, result.changed,
+                                                       result.allowed)])
+    assert hashlib.sha256(normal.encode()).hexdigest() == ODD_NORMAL_DIGEST, normal
+    assert hashlib.sha256(changes.encode()).hexdigest() == ODD_DIFF_DIGEST, changes
+    for secret in ("fake-tok-1", "fake-bearer", "fake-key-a1", "fake-cs", "fake-cert-key", "pw"):
+        assert f'"{secret}"' not in normal
+
+
+def test_benchmark_pair_normal_form_is_unchanged() -> None:
+    from benchmarks.config_parity import FULL, generate_pair
+
+    x_raw, y_raw, planted = generate_pair(FULL.scaled(0.01))
+    x, y = normalise(x_raw, source="GET /config"), normalise(y_raw, source="GET /config")
+    digest = hashlib.sha256(_dump([x.entities, y.entities]).encode()).hexdigest()
+    assert digest == PAIR_DIGEST
+    assert len(list(diff(x, y).changed)) == sum(p.group == "changed" for p in planted)
+
+
+PAIR_DIGEST = "27865c5c9a5ed9b597e29bf774727debb8a6d25eb4afe9f7b5073185b3c063ef"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ({"a": 1, "b": "x"}, {"a": True, "b": "x"}),                 # a type change, though 1 == True
+    ({"a": 1}, {"a": 1.0}),
+    ({"a": float("nan"), "b": 1}, {"a": float("nan"), "b": 2}),
+    ({"a": 1, "b": [1, 2], "c": {"d": 1}}, {"a": 2, "b": [1, True], "c": {"d": 1.0}}),   # equal, not identical
+    ({"a": 1, "b": 2, "c": 3}, {"x": 1, "y": 2, "c": 3}),      # few keys shared: changed as a whole
+    ({"a": 1, "__p": 1}, {"a": 2, "__p": 2}),                  # DeepDiff skips "__" keys
+    ({"a": [1, 2, 3], "b": "s", "c": None}, {"a": [1, 3], "b": "t", "d": {"e": None}}),
+    ({1: "int key", "a": 1}, {1: "int key", "a": 2}),
+])
+def test_entity_changes_are_what_deepdiff_reports(before: dict[Any, Any], after: dict[Any, Any]) -> None:
+    from harness.config import _deepdiff_changes, _entity_changes
+
+    def shown(changes: list[Any]) -> list[str]:
+        return [f"{c.path} {c.before!r} {c.after!r}" for c in changes]
+
+    assert shown(_entity_changes("e", before, after)) == shown(_deepdiff_changes("e", before, after))
+
+
+def test_fields_read_for_keys_and_references_are_not_secret() -> None:
+    """The natural key and the reference index read the normal body (secrets there are redacted)."""
+    from harness.config import _KEY_FIELDS, _is_secret_key
+
+    fields = {"name", "username", "custom_id", *(f for fs in _KEY_FIELDS.values() for f in fs)}
+    assert not [f for f in fields if _is_secret_key(f)]
