@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict, cast
 
 from harness.errors import LedgerError
 
@@ -51,7 +51,7 @@ class Verdict:
     started: float
     finished: float
     message: str = ""
-    figures: Mapping[str, Any] = field(default_factory=dict)
+    figures: Mapping[str, object] = field(default_factory=dict)
     cause: Cause = ""
 
     @property
@@ -68,6 +68,26 @@ def stage_index(stage: str) -> int:
         ) from None
 
 
+class _VerdictEntry(TypedDict, total=False):
+    """A verdict as ``Ledger.record`` writes it into ``ledger.json`` (``Verdict``'s fields, plus ``duration``)."""
+
+    stage: str
+    outcome: Outcome
+    started: float
+    finished: float
+    message: str
+    figures: Mapping[str, object]
+    cause: Cause
+
+
+class _LedgerData(TypedDict):
+    plan_name: str
+    plan_path: str
+    created: float
+    stages: dict[str, dict[str, object]]
+    facts: dict[str, object]
+
+
 class Ledger:
     """Reads and writes ``ledger.json``; every write is atomic (write, then rename)."""
 
@@ -76,7 +96,7 @@ class Ledger:
     def __init__(self, run_dir: Path, *, plan_name: str, plan_path: str) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / self.FILE
-        self._data: dict[str, Any] = {
+        self._data: _LedgerData = {
             "plan_name": plan_name,
             "plan_path": plan_path,
             "created": time.time(),
@@ -96,7 +116,8 @@ class Ledger:
             ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
             raise LedgerError(f"{self.path} is not a ledger (no 'stages' object)", hint="start a fresh run")
-        self._data.update(data)
+        # a ledger this harness wrote (only 'stages' is checked, as before); keys it does not know are kept
+        self._data.update(cast(_LedgerData, data))
 
     def _save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +136,8 @@ class Ledger:
         if entry is None:
             return None
         known = {f.name for f in fields(Verdict)}
-        return Verdict(**{k: v for k, v in entry.items() if k in known})
+        # the entry was written by record() from a Verdict; keys a newer harness added are left out
+        return Verdict(**cast(_VerdictEntry, {k: v for k, v in entry.items() if k in known}))
 
     def verdicts(self) -> list[Verdict]:
         return [v for s in STAGES if (v := self.verdict(s)) is not None]
@@ -145,19 +167,20 @@ class Ledger:
             )
 
     # facts shared between stages (and sessions) ---------------------------------------------
-    def set_fact(self, key: str, value: Any) -> None:
+    def set_fact(self, key: str, value: object) -> None:
         self._data["facts"][key] = value
         self._save()
 
-    def fact(self, key: str, default: Any = None) -> Any:
+    def fact(self, key: str, default: object = None) -> object:
         return self._data["facts"].get(key, default)
 
     @property
     def plan_name(self) -> str:
         return str(self._data["plan_name"])
 
-    def as_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self._data, default=str))
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads(json.dumps(self._data, default=str))
+        return data
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.deckdiff import entity_words, split_path
 from harness.ledger import STAGES, Ledger, Verdict
@@ -66,7 +66,7 @@ class RunRecord:
         """Where a node is, in words (``crashed (exit 70)``, ``stopped by decommission``)."""
         self.node_states[name] = state
 
-    def set_findings(self, findings: Iterable[RuleFinding], config: Mapping[str, Any] | None = None,
+    def set_findings(self, findings: Iterable[RuleFinding], config: Mapping[str, object] | None = None,
                      accepted: Mapping[str, str] | None = None) -> None:
         """The breaking-change findings for the reports: one per rule, its entities by name."""
         self.findings = report_findings(findings, config, accepted)
@@ -310,7 +310,7 @@ def build_summary(rec: RunRecord, ledger: Ledger, plan_path: Path | str, *, git_
 # ---- findings: one row per rule, the entities it applies to by name -------------------------------
 
 
-def _names_by_id(config: Mapping[str, Any] | None) -> dict[str, str]:
+def _names_by_id(config: Mapping[str, object] | None) -> dict[str, str]:
     """Entity ids of a (flat or nested) declarative config -> ``route orders``-style words."""
     out: dict[str, str] = {}
 
@@ -356,7 +356,7 @@ def entity_name(entity: str, names: Mapping[str, str] | None = None) -> str:
     return f"{words} ({rest})" if rest else words
 
 
-def report_findings(findings: Iterable[RuleFinding], config: Mapping[str, Any] | None = None,
+def report_findings(findings: Iterable[RuleFinding], config: Mapping[str, object] | None = None,
                     accepted: Mapping[str, str] | None = None) -> list[Finding]:
     """Breaking-change findings for the reports: one per rule, listing every entity it applies to by
     name (ids resolved through X's backup), with the version that introduced it and the advice."""

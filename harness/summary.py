@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
 
 from harness.errors import HarnessError
 
@@ -228,8 +228,8 @@ class RunSummary:
     def duration_s(self) -> float:
         return (self.finished - self.started).total_seconds()
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = asdict(self)
         data["started"] = _iso(self.started)
         data["finished"] = _iso(self.finished)
         data["schema"] = SCHEMA
@@ -239,37 +239,39 @@ class RunSummary:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
+    def from_dict(cls, data: Mapping[str, object]) -> RunSummary:
+        # the shape is the document's, not checked here: a missing or mistyped field raises below (KeyError,
+        # TypeError, ValueError from the records' own checks) and is reported as a HarnessError
+        doc = cast(_SummaryDoc, data)
         try:
-            parity = data.get("parity")
-            drift = data.get("drift")
-            rollback = data.get("rollback")
+            parity = doc.get("parity")
+            drift = doc.get("drift")
+            rollback = doc.get("rollback")
             return cls(
-                plan_name=data["plan_name"],
-                plan_path=data["plan_path"],
-                mode=data["mode"],
-                verdict=data["verdict"],
-                started=_parse_time(data["started"]),
-                finished=_parse_time(data["finished"]),
-                git_commit=data["git_commit"],
-                x_version=data["x_version"],
-                y_version=data["y_version"],
-                splitter=data["splitter"],
-                nodes=tuple(NodeInfo(**n) for n in data.get("nodes", ())),
-                stages=tuple(StageResult(**s) for s in data.get("stages", ())),
-                steps=tuple(StepResult(**{**s, "thresholds": tuple(Threshold(**t) for t in s.get("thresholds", ()))})
-                            for s in data.get("steps", ())),
-                parity=None if parity is None else ParitySummary(**parity),
-                findings=tuple(Finding(**f) for f in data.get("findings", ())),
+                plan_name=doc["plan_name"],
+                plan_path=doc["plan_path"],
+                mode=doc["mode"],
+                verdict=doc["verdict"],
+                started=_parse_time(doc["started"]),
+                finished=_parse_time(doc["finished"]),
+                git_commit=doc["git_commit"],
+                x_version=doc["x_version"],
+                y_version=doc["y_version"],
+                splitter=doc["splitter"],
+                nodes=tuple(NodeInfo(**n) for n in doc.get("nodes", ())),
+                stages=tuple(StageResult(**s) for s in doc.get("stages", ())),
+                steps=tuple(_step(s) for s in doc.get("steps", ())),
+                parity=None if parity is None else _parity(parity),
+                findings=tuple(_finding(f) for f in doc.get("findings", ())),
                 rollback=None if rollback is None else Rollback(**rollback),
-                failing_stage=data.get("failing_stage"),
-                headline=data.get("headline", ""),
-                resume_command=data.get("resume_command", ""),
-                next_step=data.get("next_step", ""),
-                drift=None if drift is None else ParitySummary(**drift),
-                run_dir=data.get("run_dir", ""),
+                failing_stage=doc.get("failing_stage"),
+                headline=doc.get("headline", ""),
+                resume_command=doc.get("resume_command", ""),
+                next_step=doc.get("next_step", ""),
+                drift=None if drift is None else _parity(drift),
+                run_dir=doc.get("run_dir", ""),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:   # AttributeError: a record not an object
             raise HarnessError(
                 f"run summary cannot be read: {type(exc).__name__}: {exc}",
                 hint="the file was written by another version or edited by hand; re-run the plan "
@@ -290,6 +292,129 @@ class RunSummary:
                 hint="check summary.json in the run folder",
             )
         return cls.from_dict(data)
+
+
+# summary.json as RunSummary.to_dict writes it (schema 1): the records' fields, times as ISO text ------------
+
+
+class _NodeDoc(TypedDict):
+    name: str
+    spec: str
+    cluster: str
+    role: str
+    version: str
+    provider: NotRequired[str]
+    state: NotRequired[str]
+
+
+class _StageDoc(TypedDict):
+    name: str
+    outcome: str
+    duration_s: NotRequired[float]
+    key_figure: NotRequired[str]
+    message: NotRequired[str]
+    cause: NotRequired[str]
+
+
+class _ThresholdDoc(TypedDict):
+    name: str
+    observed: str
+    limit: str
+    outcome: str
+    explanation: NotRequired[str]
+
+
+class _StepFields(TypedDict):
+    weight_y: float
+    requests: int
+    share_y: float
+    errors_x: int
+    errors_y: int
+    error_rate_x: float | None
+    error_rate_y: float | None
+    p50_x: float | None
+    p50_y: float | None
+    p99_x: float | None
+    p99_y: float | None
+    outcome: str
+    reason: NotRequired[str]
+
+
+class _StepDoc(_StepFields):
+    thresholds: NotRequired[list[_ThresholdDoc]]
+
+
+class _ParityFields(TypedDict, total=False):
+    added: int
+    removed: int
+    changed: int
+    allowed: int
+    title: str
+
+
+class _ParityDoc(_ParityFields, total=False):
+    lines: list[str]
+
+
+class _FindingFields(TypedDict):
+    id: str
+    severity: str
+    title: str
+    advice: NotRequired[str]
+    introduced_in: NotRequired[str]
+    accepted: NotRequired[str]
+
+
+class _FindingDoc(_FindingFields):
+    entities: NotRequired[list[str]]
+
+
+class _RollbackDoc(TypedDict):
+    reason: str
+    seconds_to_proof: float
+    requests_after: int
+    y_hits_after: int
+
+
+class _SummaryDoc(TypedDict):
+    plan_name: str
+    plan_path: str
+    mode: str
+    verdict: str
+    started: str
+    finished: str
+    git_commit: str
+    x_version: str
+    y_version: str
+    splitter: str
+    nodes: NotRequired[list[_NodeDoc]]
+    stages: NotRequired[list[_StageDoc]]
+    steps: NotRequired[list[_StepDoc]]
+    parity: NotRequired[_ParityDoc | None]
+    findings: NotRequired[list[_FindingDoc]]
+    rollback: NotRequired[_RollbackDoc | None]
+    failing_stage: NotRequired[str | None]
+    headline: NotRequired[str]
+    resume_command: NotRequired[str]
+    next_step: NotRequired[str]
+    drift: NotRequired[_ParityDoc | None]
+    run_dir: NotRequired[str]
+
+
+# JSON has lists where the records hold tuples: each list field is taken out and handed over as a tuple
+def _step(doc: _StepDoc) -> StepResult:
+    fields = cast(_StepFields, {k: v for k, v in doc.items() if k != "thresholds"})
+    return StepResult(**fields, thresholds=tuple(Threshold(**t) for t in doc.get("thresholds", ())))
+
+
+def _parity(doc: _ParityDoc) -> ParitySummary:
+    fields = cast(_ParityFields, {k: v for k, v in doc.items() if k != "lines"})
+    return ParitySummary(**fields, lines=tuple(doc.get("lines", ())))
+
+
+def _finding(doc: _FindingDoc) -> Finding:
+    fields = cast(_FindingFields, {k: v for k, v in doc.items() if k != "entities"})
+    return Finding(**fields, entities=tuple(doc.get("entities", ())))
 
 
 def _iso(value: datetime) -> str:
