@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
 import allure
 from allure_commons.types import AttachmentType
@@ -68,8 +68,16 @@ def _prefixed(prefix: str) -> str:
     return f"{_TYPE}{_literal(prefix)}{_ANY}"
 
 
+class Category(TypedDict):
+    """One entry of Allure's ``categories.json``."""
+
+    name: str
+    messageRegex: str
+    matchedStatuses: list[str]
+
+
 _STATUSES = ["failed", "broken"]
-CATEGORIES: tuple[dict[str, Any], ...] = (
+CATEGORIES: tuple[Category, ...] = (
     {"name": "Gate failed", "messageRegex": _prefixed(GATE_FAILED), "matchedStatuses": _STATUSES},
     {"name": "Config drift", "messageRegex": _prefixed(CONFIG_DRIFT), "matchedStatuses": _STATUSES},
     {"name": "Behaviour difference", "messageRegex": _prefixed(BEHAVIOUR_DIFFERENCE),
@@ -285,7 +293,7 @@ def attach_text(name: str, text: str) -> Path | None:
     return _attach(name, _state.redactor.text(text).encode("utf-8"), AttachmentType.TEXT)
 
 
-def attach_json(name: str, obj: Any) -> Path | None:
+def attach_json(name: str, obj: object) -> Path | None:
     """Attach a JSON-like value: secret values and values under sensitive keys replaced."""
     return _attach(name, _state.redactor.json(obj).encode("utf-8"), AttachmentType.JSON)
 
@@ -295,7 +303,7 @@ def attach_html(name: str, html: str) -> Path | None:
 
 
 def attach_csv(
-    name: str, rows: str | Iterable[Sequence[Any]], *, header: Sequence[str] | None = None
+    name: str, rows: str | Iterable[Sequence[object]], *, header: Sequence[str] | None = None
 ) -> Path | None:
     """Attach CSV text, or rows (with an optional header) written as CSV."""
     if isinstance(rows, str):
@@ -333,9 +341,15 @@ def suite_labels(stage: str, index: int) -> list[tuple[str, str]]:
 
 def label(stage: str, check: str | None = None) -> None:
     """Label the running test: its stage as the Allure feature, the check as the story."""
-    allure.dynamic.feature(stage)
+    _dynamic_label("feature", stage)
     if check:
-        allure.dynamic.story(check)
+        _dynamic_label("story", check)
+
+
+def _dynamic_label(kind: Literal["feature", "story"], value: str) -> None:
+    """``allure.dynamic.feature(value)`` / ``.story(value)``: both are ``label(kind, value)`` in allure-python."""
+    # allure-python 2.x leaves allure.dynamic unannotated: its one untyped call is here
+    allure.dynamic.label(kind, value)  # type: ignore[no-untyped-call]
 
 
 step = allure.step

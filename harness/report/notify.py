@@ -19,7 +19,6 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
@@ -37,14 +36,14 @@ class Notifier:
     timeout_seconds: float = 5.0
     redactor: Redactor = field(default_factory=lambda: Redactor(()))
     log: Callable[[str], None] = print
-    sent: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[dict[str, object]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
     def enabled(self) -> bool:
         return bool(self.command or self.webhook)
 
-    def send(self, event: Mapping[str, Any]) -> None:
+    def send(self, event: Mapping[str, object]) -> None:
         """Deliver one event; never raises."""
         if not self.enabled:
             return
@@ -97,19 +96,19 @@ class Notifier:
 
 
 def stage_event(plan: str, run: str, stage: str, verdict: str, *, cause: str = "", message: str = "",
-                figures: Mapping[str, Any] | None = None, report: str = "") -> dict[str, Any]:
+                figures: Mapping[str, object] | None = None, report: str = "") -> dict[str, object]:
     return {"event": "stage", "plan": plan, "run": run, "stage": stage, "verdict": verdict, "cause": cause,
             "message": message, "figures": dict(figures or {}), "report": report}
 
 
 def rollback_event(plan: str, run: str, *, reason: str, seconds_to_proof: float, requests_after: int,
-                   y_hits_after: int, report: str = "") -> dict[str, Any]:
+                   y_hits_after: int, report: str = "") -> dict[str, object]:
     return {"event": "rollback", "plan": plan, "run": run, "stage": "shift", "verdict": "rolled back",
             "message": reason, "figures": {"seconds_to_proof": seconds_to_proof, "requests_after": requests_after,
                                            "y_hits_after": y_hits_after}, "report": report}
 
 
 def run_event(plan: str, run: str, *, verdict: str, failing_stage: str | None, headline: str, exit_code: int,
-              figures: Mapping[str, Any] | None = None, report: str = "") -> dict[str, Any]:
+              figures: Mapping[str, object] | None = None, report: str = "") -> dict[str, object]:
     return {"event": "run", "plan": plan, "run": run, "stage": failing_stage, "verdict": verdict,
             "message": headline, "exit_code": exit_code, "figures": dict(figures or {}), "report": report}

@@ -21,7 +21,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape as escape_xml
 
@@ -95,7 +94,7 @@ class Redactor:
                 return data
             return self._bytes.sub((MARK_MARKUP if markup else MARK).encode(), data)
 
-    def obj(self, value: Any) -> Any:
+    def obj(self, value: object) -> object:
         """A copy of a JSON-like value: sensitive keys' values and secret values replaced."""
         if isinstance(value, dict):
             return {
@@ -110,9 +109,9 @@ class Redactor:
             return self.data(value)
         return value
 
-    def json(self, value: Any, **dumps: Any) -> str:
+    def json(self, value: object, *, indent: int | None = 2, sort_keys: bool = False) -> str:
         """``value`` redacted, then dumped; the text is checked again (a secret inside a key)."""
-        return self.text(json.dumps(self.obj(value), **{"indent": 2, "default": str, **dumps}))
+        return self.text(json.dumps(self.obj(value), indent=indent, default=str, sort_keys=sort_keys))
 
     def contains(self, data: str | bytes) -> list[str]:
         """The secrets found in ``data`` (any spelling); empty when clean."""
