@@ -11,9 +11,10 @@ removed, a credential key rotated.
 
 Measured in a fresh subprocess per figure: wall time of normalise(X) + normalise(Y) + diff, the
 memory it added (peak RSS minus RSS once X and Y exist) and whether the diff reports exactly the
-planted differences. Baseline: ``DeepDiff(raw_x, raw_y, ignore_order=True)`` on the raw exports; it is too
-about half a minute at full size, so by default it runs there, on the same input; ``--baseline-scales``
-runs it (and ours beside it) at smaller fractions too, e.g. ``0.05,1``.
+planted differences. Baseline: ``DeepDiff(raw_x, raw_y, ignore_order=True)`` on the raw exports; it takes
+about half a minute at full size, where it runs by default, on the same input; ``--baseline-scales``
+runs it (and ours beside it) at smaller fractions too, e.g. ``0.05,1``. The machine's load average is
+noted at the start and the end: other work inflates wall times (the table then shows CPU time beside).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import random
 import subprocess
 import sys
@@ -34,8 +36,8 @@ from typing import Any
 
 from benchmarks.common import REPO, Row, Table, fmt_mib, fmt_ratio, fmt_seconds, max_rss_bytes, print_table
 
-TARGET_SECONDS = 3.0
-TARGET_RATIO = 20.0
+TARGET_SECONDS = 1.0      # issue 11: config parity at 55,000 entities <= 1.0 s
+TARGET_RATIO = 30.0       # ... and >= 30x faster than DeepDiff
 TS_X, TS_Y = 1_700_000_000, 1_760_000_000
 
 
@@ -314,8 +316,6 @@ def _count_deepdiff(result: Any) -> int:
 
 def current_rss_bytes() -> int:
     """This process's resident set size now (Linux /proc/self/statm)."""
-    import os
-
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -441,8 +441,8 @@ def _comparison_rows(factor: float, small_ours: dict[str, Any], small_base: dict
     ]
 
 
-def build_table(full: dict[str, Any],
-                comparisons: list[tuple[float, dict[str, Any], dict[str, Any]]]) -> Table:
+def build_table(full: dict[str, Any], comparisons: list[tuple[float, dict[str, Any], dict[str, Any]]],
+                load: tuple[str, str] | None = None) -> Table:
     """The result table: our figure at full size, then ours beside the baseline at each smaller size."""
     rows: list[Row] = []
     our_sizes = Sizes(**full["sizes"])
@@ -451,14 +451,14 @@ def build_table(full: dict[str, Any],
              "time = normalise(X) + normalise(Y) + diff (ours, median of the repeats) or one DeepDiff call "
              "(baseline), each in a fresh process; memory = peak RSS minus RSS once X and Y exist"]
     if "error" in full:
-        rows.append(Row(f"normalise + diff, {size}", f"failed: {full['error']}", target="<= 3 s",
+        rows.append(Row(f"normalise + diff, {size}", f"failed: {full['error']}", target=f"<= {TARGET_SECONDS:g} s",
                         met=False))
     else:
         raw_check: dict[str, Any] = full["check"]
         chk = Check(int(raw_check["reported"]), int(raw_check["planted"]), tuple(raw_check["missing"]),
                     tuple(raw_check["unexpected"]))
         rows.append(Row(f"normalise + diff, {size}", _with_cpu(full), "-", "-",
-                        f"<= {TARGET_SECONDS:.0f} s", full["seconds"] <= TARGET_SECONDS))
+                        f"<= {TARGET_SECONDS:g} s", full["seconds"] <= TARGET_SECONDS))
         rows.append(Row(f"memory added (peak RSS growth), {size}", fmt_mib(full["peak_rss_growth_bytes"]),
                         "-", "-", "-"))
         rows.append(Row("differences reported = planted", f"{chk.reported} of {chk.planted}", "-", "-",
@@ -473,7 +473,14 @@ def build_table(full: dict[str, Any],
             notes.append(f"at {factor:g} of full size: {Sizes(**small_base['sizes']).describe()}")
     notes.append("baseline = DeepDiff(raw_x, raw_y, ignore_order=True) on the raw exports (it reports every "
                  "id and timestamp as a difference, so it also fails the exactness check)")
+    if load is not None:
+        notes.append(f"load average (1/5/15 min) at the start {load[0]}, at the end {load[1]} on "
+                     f"{os.cpu_count()} cores")
     return Table("Config parity: normalise + diff at scale", tuple(rows), tuple(notes))
+
+
+def _load() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,13 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(measure(args.worker, args.scale, args.repeat)))
         return 0
+    load_start = _load()
     full = measure_in_subprocess("ours", args.scale, args.repeat, 600)
     comparisons = []
     for factor in (float(f) for f in args.baseline_scales.split(",") if f.strip()):
         mine = full if factor == args.scale else measure_in_subprocess("ours", factor, args.repeat, 600)
         comparisons.append((factor, mine,
                             measure_in_subprocess("baseline", factor, 1, args.baseline_timeout)))
-    table = build_table(full, comparisons)
+    table = build_table(full, comparisons, (load_start, _load()))
     if not table.all_met:                        # say where the time goes, so the fix can start there
         table = dataclasses.replace(table, notes=(*table.notes, profile_summary()))
     print_table(table)
