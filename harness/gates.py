@@ -35,7 +35,7 @@ value. Missing data stays inconclusive even when observing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from harness.errors import HarnessError
 from harness.model import ProbeWindow, SideFigures
@@ -105,7 +105,7 @@ class GateCheck:
     passed: bool | None
     explanation: str
     outcome: Outcome = "pass"
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)
     bound: float | None = None
     p_value: float | None = None
 
@@ -132,7 +132,7 @@ class GateResult:
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "outcome": self.outcome, "observe_only": self.observe_only, "compared_with": self.compared_with,
             "warnings": list(self.warnings), "checks": [asdict(c) for c in self.checks],

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 from harness.stats import percentile
 
@@ -230,9 +230,9 @@ class ProbeWindow:
     def side(self, side: Side) -> SideFigures:
         return self.x if side == "x" else self.y
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         """The figures without the records, for reports and logs."""
-        def figures(s: SideFigures) -> dict[str, Any]:
+        def figures(s: SideFigures) -> dict[str, object]:
             return {
                 "count": s.count, "failed": s.failed, "error_rate": s.error_rate, "p50_ms": s.p50_ms,
                 "p90_ms": s.p90_ms, "p99_ms": s.p99_ms, "statuses": dict(s.statuses),

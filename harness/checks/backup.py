@@ -10,7 +10,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -26,7 +25,7 @@ BACKUP_FILE = "backup.yaml"
 class Backup:
     """X's declarative configuration. ``path`` is private (it holds keys); ``redacted()`` is for reports."""
 
-    config: dict[str, Any] = field(repr=False)
+    config: dict[str, object] = field(repr=False)
     text: str = field(repr=False)
     node: str = ""
     path: Path | None = None
@@ -43,11 +42,11 @@ class Backup:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         return {"node": self.node, "format_version": self.format_version, "entities": self.entity_count,
                 "sha256": self.sha256, "private_copy": str(self.path) if self.path else None}
 
-    def redacted(self) -> Any:
+    def redacted(self) -> object:
         return redact(self.config)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from harness.compat import Finding, check_hybrid_versions, check_upgrade, explain
 from harness.plan import Plan
@@ -42,7 +41,7 @@ class Review:
         return [ReportFinding(f.id, f.severity, f.title or f.breaks[:120], f.action) for f in self.findings]
 
 
-def breaking_changes(plan: Plan, config: Mapping[str, Any], x_version: str) -> Review:
+def breaking_changes(plan: Plan, config: Mapping[str, object], x_version: str) -> Review:
     """check_upgrade over X's backup and kong.conf, plus the hybrid version rule for Y's own nodes."""
     findings = list(check_upgrade(x_version, plan.y_version, dict(config), dict(plan.considerations.kong_conf),
                                   mode=plan.mode))

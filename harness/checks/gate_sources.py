@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from harness.gates import GateCheck, GateConfig
 from harness.model import Node
 from harness.plan import Plan
 from harness.run.traffic import TrafficRun
 from harness.sequential import TestName, step_tests
-from harness.sources import LATENCY_ORDER, Reading, Source, Unavailable
+from harness.sources import LATENCY_ORDER, Reading, SideCounts, Source, Unavailable
 from harness.stats import quantile_lower_bound, rate_bound
 from harness.traffic.usertraffic import UserTraffic
 
@@ -29,10 +28,10 @@ class SourceStep:
     verdict: str | None = None
     latency: bool = False          # this source gave the step's latency
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, object]:
         x, y = self.reading.side("x"), self.reading.side("y")
 
-        def side(c: Any) -> dict[str, Any]:
+        def side(c: SideCounts) -> dict[str, object]:
             return {"answers": c.answers, "failed": c.failed, "error_rate": c.error_rate, "p50_ms": c.p(50),
                     "p99_ms": c.p(99)}
 
@@ -118,7 +117,7 @@ def source_checks(reading: Reading, config: GateConfig, *, latency: bool) -> lis
 # ---- opening the sources and the user-like traffic (the shift fixture calls these) ----------------------
 
 
-def open_sources(plan: Plan, traffic: TrafficRun, nodes: Sequence[Node], configs: Mapping[str, Any], *,
+def open_sources(plan: Plan, traffic: TrafficRun, nodes: Sequence[Node], configs: Mapping[str, object], *,
                  token: str | None = None) -> list[Source]:
     """The non-probe sources ``gates.sources`` asks for, each able to say why it is unavailable.
     ``configs``: X's backup config and Y's (a config or its plugin list), from which Prometheus's

@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from harness.checks.gate_sources import (
     SourceStep,
@@ -106,8 +105,9 @@ class StepOutcome:
     def source(self, name: str) -> SourceStep | None:
         return next((s for s in self.sources if s.name == name), None)
 
-    def gate_dict(self) -> dict[str, Any]:
-        out = {"weight_y": self.weight_y, "window": self.window.summary(), "gate": self.gate.to_dict()}
+    def gate_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "weight_y": self.weight_y, "window": self.window.summary(), "gate": self.gate.to_dict()}
         if self.sources:
             out["latency_source"] = self.latency_source
             out["sources"] = [s.figures() for s in self.sources]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
@@ -36,7 +35,7 @@ def _client() -> httpx.Client:
 
 # ---- parity --------------------------------------------------------------------------------------
 
-def config_parity(y_admin: AdminClient, x_config: Mapping[str, Any], allow: Sequence[AllowRule]) -> ConfigDiff:
+def config_parity(y_admin: AdminClient, x_config: Mapping[str, object], allow: Sequence[AllowRule]) -> ConfigDiff:
     """X's backup vs what Y holds, in normal form, with the plan's allow-list applied."""
     y_raw = capture_declarative(y_admin)
     return diff(normalise(dict(x_config)), normalise(y_raw), allow=list(allow))

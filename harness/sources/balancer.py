@@ -26,10 +26,15 @@ import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.model import Side
 from harness.sources.base import Reading, Source, Unavailable, samples
+
+if TYPE_CHECKING:
+    from harness.traffic.base import Splitter
+    from harness.traffic.haproxy import HAProxySplitter
+    from harness.traffic.nginx import NginxSplitter
 
 TIMER_RESOLUTION_MS = 1.0
 HAPROXY_TRUNCATION_MS = 0.5
@@ -85,7 +90,7 @@ class HAProxyLog:
 
     name = "balancer"
 
-    def __init__(self, splitter: Any) -> None:
+    def __init__(self, splitter: HAProxySplitter) -> None:
         from harness.traffic.haproxy import SPLIT_BACKEND
 
         self._splitter = splitter
@@ -153,7 +158,7 @@ class NginxLog:
 
     name = "balancer"
 
-    def __init__(self, splitter: Any) -> None:
+    def __init__(self, splitter: NginxSplitter) -> None:
         self._path: Path = splitter.upstream_log_path
         self._sides: dict[str, Side] = {b.name: b.side for b in splitter.backends}
         self._names = {b.address: b.name for b in splitter.backends}
@@ -187,12 +192,15 @@ class NginxLog:
         return None
 
 
-def balancer_source(splitter: Any) -> Source:
+def balancer_source(splitter: Splitter) -> Source:
     """The balancer source for a started splitter, or :class:`Unavailable` saying why."""
+    from harness.traffic.haproxy import HAProxySplitter
+    from harness.traffic.nginx import NginxSplitter
+
     kind = getattr(splitter, "kind", "?")
-    if kind == "haproxy":
+    if kind == "haproxy" and isinstance(splitter, HAProxySplitter):
         return HAProxyLog(splitter)
-    if kind == "nginx":
+    if kind == "nginx" and isinstance(splitter, NginxSplitter):
         return NginxLog(splitter)
     return Unavailable("balancer", f"the {kind} splitter drives a balancer the harness does not run, so its "
                        "per-server counters cannot be read; the gates use the other sources")

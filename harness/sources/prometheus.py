@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -51,11 +50,11 @@ class Coverage:
     why: str            # what is missing, or what is read
 
 
-def _prometheus_plugins(config: Any) -> list[tuple[dict[str, Any], bool]]:
+def _prometheus_plugins(config: object) -> list[tuple[dict[str, object], bool]]:
     """Every prometheus plugin in a declarative config (top-level or nested), with whether it is global."""
-    found: list[tuple[dict[str, Any], bool]] = []
+    found: list[tuple[dict[str, object], bool]] = []
 
-    def walk(value: Any, top: bool) -> None:
+    def walk(value: object, top: bool) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if key == "plugins" and isinstance(item, list):
@@ -77,7 +76,7 @@ def _prometheus_plugins(config: Any) -> list[tuple[dict[str, Any], bool]]:
     return found
 
 
-def coverage(version: str, config: Any) -> Coverage:
+def coverage(version: str, config: object) -> Coverage:
     """Whether a cluster at ``version`` with this config (a declarative config or a list of plugins)
     reports status codes and latencies through the prometheus plugin."""
     if config is None:
@@ -90,7 +89,7 @@ def coverage(version: str, config: Any) -> Coverage:
     major = int(str(version).split(".")[0] or 0) if str(version)[:1].isdigit() else 3
     if major < 3:
         return Coverage(True, True, f"prometheus plugin ({scope}; 2.8 reports statuses and latencies)")
-    conf = [p.get("config") or {} for p, _ in plugins]
+    conf = [c for p, _ in plugins if isinstance(c := p.get("config"), dict)]   # None or {}: nothing switched on
     counts = any(c.get("status_code_metrics") for c in conf)
     latency = any(c.get("latency_metrics") for c in conf)
     if not counts:
@@ -209,7 +208,7 @@ class PrometheusSource:
 
     name = "prometheus"
 
-    def __init__(self, targets: Sequence[Target], configs: Mapping[Side, Any], *, token: str | None = None,
+    def __init__(self, targets: Sequence[Target], configs: Mapping[Side, object], *, token: str | None = None,
                  timeout: float = 1.0, fetch: Fetch | None = None) -> None:
         self.targets = tuple(targets)
         self._coverage = {t.side: coverage(t.version, configs.get(t.side)) for t in self.targets}

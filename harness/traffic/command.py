@@ -21,7 +21,6 @@ import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from harness.errors import TrafficError
 from harness.traffic.base import Backend, SplitterBase, check_weights, tail
@@ -84,7 +83,7 @@ class CommandSplitter(SplitterBase):
     def weights_source(self) -> str:
         return "get_command" if self.get_command else "last set (no get_command configured)"
 
-    def _argv(self, template: str, values: Mapping[str, Any]) -> str | list[str]:
+    def _argv(self, template: str, values: Mapping[str, object]) -> str | list[str]:
         def fill(text: str) -> str:
             def one(match: re.Match[str]) -> str:
                 key = match.group(1)
@@ -107,7 +106,7 @@ class CommandSplitter(SplitterBase):
             raise TrafficError("an empty command was configured for the command splitter")
         return [fill(part) for part in parts]
 
-    def _run(self, what: str, template: str, values: Mapping[str, Any]) -> str:
+    def _run(self, what: str, template: str, values: Mapping[str, object]) -> str:
         argv = self._argv(template, values)
         shown = argv if isinstance(argv, str) else shlex.join(argv)
         try:

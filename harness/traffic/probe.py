@@ -27,9 +27,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -195,7 +195,7 @@ class Probe:
         version_sides: Mapping[str, Side] | None = None,
         pin_y: bool = False,
         keep_recent: int = 20_000,
-        sender: Callable[[], Any] | None = None,
+        sender: Callable[[], AbstractAsyncContextManager[Sender]] | None = None,
     ) -> None:
         """``sender``: a factory returning an async context manager that is a Sender (tests
         pass a fake target); default :class:`AiohttpSender` on ``target_url``."""

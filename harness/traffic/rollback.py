@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from harness.errors import ProbeError, TrafficError
 from harness.model import ProbeRecord, ProbeWindow
@@ -44,7 +43,7 @@ class RollbackEvidence:
     def seconds_to_proof(self) -> float | None:
         return None if self.proven_at is None else self.proven_at - self.decided_at
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "reason": self.reason, "decided_at": self.decided_at, "weights_set_at": self.weights_set_at,
             "proven_at": self.proven_at, "seconds_to_weights": self.seconds_to_weights,
