@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.config import Change, ConfigDiff
@@ -59,7 +59,7 @@ def split_path(path: str) -> tuple[str, str, str]:
     return match.group("kind"), key, match.group("rest").lstrip(".")
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     from harness.config import _ABSENT, redact
 
     if value is _ABSENT:

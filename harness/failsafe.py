@@ -23,9 +23,9 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.errors import HarnessError, TrafficError
 
@@ -180,12 +180,14 @@ _KINDS: dict[str, type[HAProxyFailsafe] | type[NginxFailsafe] | type[CommandFail
     "haproxy": HAProxyFailsafe, "nginx": NginxFailsafe, "command": CommandFailsafe}
 
 
-def failsafe_from_dict(data: dict[str, Any]) -> Failsafe:
+def failsafe_from_dict(data: Mapping[str, object]) -> Failsafe:
     kind = data.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise HarnessError(f"failsafe kind {kind!r} is unknown; valid: {', '.join(_KINDS)}")
     fields = {k: tuple(tuple(i) if isinstance(i, list) else i for i in v) if isinstance(v, list) else v
               for k, v in data.items()}
+    # the fields of a dataclass written by Supervisor.start (asdict, lists back to tuples); a wrong one raises
+    # TypeError here, which the supervisor reports as a bad start
     return _KINDS[kind](**fields)  # type: ignore[arg-type]
 
 

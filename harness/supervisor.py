@@ -38,10 +38,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack, cast
 
 from harness.errors import HarnessError, TrafficError
 from harness.failsafe import (
@@ -88,7 +88,23 @@ Log = Callable[[str], None]
 
 # ---- files ----------------------------------------------------------------------------------------
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+class SupervisorState(TypedDict, total=False):
+    """``state.json`` as the supervisor process writes it (read back by the harness and by a resumed run)."""
+
+    pid: int
+    start_time: str | None
+    mode: str              # starting, armed, firing, fired, fire-failed, holding, released, closed, disarmed, bad-start
+    harness_pid: int
+    run_id: str | None
+    kind: str              # the failsafe's kind
+    reason: str
+    weights_at_start: str  # as the failsafe read them
+    until: float           # holding a pause until this time
+    weights: list[int]     # the split held in a pause
+    updated: float
+
+
+def _write_json(path: Path, data: Mapping[str, object]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -96,15 +112,16 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_state(folder: Path) -> dict[str, Any]:
+def read_state(folder: Path) -> SupervisorState:
     try:
         data = json.loads((folder / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    # written by _Journal below (the keys of SupervisorState); not validated further, as before
+    return cast(SupervisorState, data) if isinstance(data, dict) else {}
 
 
-def events(folder: Path) -> list[dict[str, Any]]:
+def events(folder: Path) -> list[dict[str, object]]:
     out = []
     with contextlib.suppress(OSError):
         for line in (folder / EVENTS_FILE).read_text().splitlines():
@@ -113,7 +130,7 @@ def events(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def describe(event: dict[str, Any]) -> str:
+def describe(event: Mapping[str, object]) -> str:
     """One line for a record in events.jsonl."""
     what = event.get("event", "?")
     if what in ("fired", "fire-failed"):
@@ -125,15 +142,16 @@ def describe(event: dict[str, Any]) -> str:
 # ---- the supervisor process -----------------------------------------------------------------------
 
 class _Journal:
-    def __init__(self, folder: Path, state: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, state: SupervisorState) -> None:
         self.folder = folder
         self.state = state
 
-    def set(self, **changes: Any) -> None:
-        self.state.update(changes, updated=time.time())
+    def set(self, **changes: Unpack[SupervisorState]) -> None:
+        self.state.update(changes)
+        self.state["updated"] = time.time()
         _write_json(self.folder / STATE_FILE, self.state)
 
-    def event(self, event: str, **data: Any) -> None:
+    def event(self, event: str, **data: object) -> None:
         line = json.dumps({"event": event, "at": time.time(), "pid": os.getpid(), **data}, default=str)
         fd = os.open(self.folder / EVENTS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a") as fh:

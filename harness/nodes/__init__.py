@@ -20,9 +20,11 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from harness.errors import NodeError, PlanError
 from harness.locks import RUN_ENV, lock_held
@@ -30,6 +32,9 @@ from harness.model import Cluster, ClusterCert, Node, Role
 from harness.nodes.base import NodeProvider, NodeRequest
 from harness.nodes.spec import NodeSpec, parse_spec
 from harness.registry import PROVIDERS
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "PROVIDERS",
@@ -51,7 +56,28 @@ __all__ = [
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-def get_provider(name: str, **kwargs: Any) -> NodeProvider:
+class ProviderOptions(TypedDict, total=False):
+    """The keyword arguments of ``get_provider``: each provider's constructor takes its own of these."""
+
+    ready_timeout: float                        # process, docker
+    # process (harness.nodes.process.ProcessProvider)
+    run_dir: str | PathLike[str] | None
+    stop_timeout: float
+    python: str
+    start_attempts: int
+    # docker (harness.nodes.docker.DockerProvider)
+    emulator_image: str
+    bind_host: str
+    postgres_image: str | None
+    docker_client_kw: Mapping[str, object] | None
+    # existing (harness.nodes.existing.ExistingProvider)
+    timeout: float
+    retries: int
+    token: str | None
+    transport: httpx.BaseTransport | None
+
+
+def get_provider(name: str, **kwargs: Unpack[ProviderOptions]) -> NodeProvider:
     """A new provider by registry name; keyword arguments go to its constructor."""
     target = PROVIDERS.get(name)
     if target is None:
@@ -99,7 +125,7 @@ def sweep(
     *,
     run_dir: str | Path | None = None,
     docker: bool = True,
-    docker_client_kw: dict[str, Any] | None = None,
+    docker_client_kw: Mapping[str, object] | None = None,
     work_dir: str | Path | None = None,
 ) -> SweepResult:
     """Remove the leftovers of run ``run_id``: its labelled containers and networks, its processes.

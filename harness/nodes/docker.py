@@ -36,9 +36,10 @@ import atexit
 import contextlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import NoReturn, cast
 
 
 def _testcontainers_defaults() -> None:
@@ -120,7 +121,7 @@ class DockerProvider:
         bind_host: str = LOOPBACK,
         ready_timeout: float = 30.0,
         postgres_image: str | None = None,
-        docker_client_kw: dict[str, Any] | None = None,
+        docker_client_kw: Mapping[str, object] | None = None,
     ) -> None:
         self.emulator_image = emulator_image
         self.bind_host = bind_host
@@ -346,7 +347,8 @@ class DockerProvider:
             network = self._network(request.run_id)
             container.with_network(network).with_network_aliases(request.name).with_kwargs(labels=labels)
             published = ["proxy", "status"] + (["admin"] if request.role != "dp" else [])
-            mapping = cast(dict[str, Any], container.ports)
+            # the docker SDK also takes (host, port) where testcontainers declares int | None
+            mapping = cast(dict[str, object], container.ports)
             for listener in published:
                 mapping[f"{PORTS[listener]}/tcp"] = (self.bind_host, None)  # 127.0.0.1 only, a free host port
             env = self._emulator_environment(request, spec)
@@ -475,7 +477,7 @@ class DockerProvider:
 
 
 def sweep_docker(
-    run_id: str, *, docker_client_kw: dict[str, Any] | None = None
+    run_id: str, *, docker_client_kw: Mapping[str, object] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Remove the containers and networks labelled ``kuh.run=<run_id>``; return their names.
 

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -273,7 +272,7 @@ def _record_balancer(splitter: Splitter, folder: Path, guard: Guard) -> Path:
     """The balancer's pid record, in the run's folder and in the balancer's own temp folder, so a later
     run can stop it and remove the folder once this run's lock is free (harness.nodes.sweep_dead_runs)."""
     pid = getattr(splitter, "pid", None)
-    record: dict[str, Any] = record_of(pid) if isinstance(pid, int) else {}
+    record: dict[str, object] = record_of(pid) if isinstance(pid, int) else {}
     record.update(kind=splitter.kind, folder=str(folder), run_id=guard.run_id, work_dir=str(guard.work_dir))
     for path in (folder / OWNER_FILE, guard.work_dir / BALANCER_FILE):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
