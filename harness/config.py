@@ -352,6 +352,10 @@ def _dropped(taken: tuple[str, ...]) -> frozenset[str]:
     return drop
 
 
+#: kinds whose entries :func:`_own_fields` rewrites before their fields are normalised
+_REWRITTEN: frozenset[str] = frozenset({"services", "routes", "certificates", "keyauth_credentials"})
+
+
 def _own_fields(kind: str, src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan,
                 old_format: bool) -> tuple[dict[str, Any], list[str], str | None]:
     """An entry's own fields in normal form (all but references and defaults), the fields left empty
@@ -395,6 +399,7 @@ class _Raw:
     empty: Sequence[str]
     fp: str | None                # key-auth: the fingerprint of its key
     failed: Exception | None      # what building the body raised: raised when the entity is built
+    plan: _KindPlan
     key: str | None = None        # natural key, filled in by _Normaliser
     ref_keys: dict[str, str] | None = None   # foreign field -> natural key, filled in with key
     normal: dict[str, Any] | None = None     # the normalised entity, once built
@@ -453,11 +458,15 @@ class _Normaliser:
                 children.sort(key=lambda child: order.index(child[0]))
         drop = VOLATILE_FIELDS if not taken else _DROPPED.get(tuple(taken)) or _dropped(tuple(taken))
         try:
-            body, empty, fp = _own_fields(kind, item, drop, plan, self.old_format)
+            if kind in _REWRITTEN:
+                body, empty, fp = _own_fields(kind, item, drop, plan, self.old_format)
+            else:
+                body, fp = {}, None
+                empty = _normal_fields(item, drop, plan, body)
             failed = None
         except Exception as exc:     # raised where building the entity would raise it
             body, empty, fp, failed = {}, [], None, exc
-        raw = _Raw(kind, item, drop, refs, item.get("id"), body, empty, fp, failed)
+        raw = _Raw(kind, item, drop, refs, item.get("id"), body, empty, fp, failed, plan)
         if parent is not None:
             refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
         raws.append(raw)
@@ -471,14 +480,28 @@ class _Normaliser:
     def _index(self, kind: str) -> dict[str, _Raw]:
         """The entities of ``kind`` by id, name, username and custom_id (the first entity to use a value)."""
         index = self.by_ref.get(kind)
-        if index is None:
-            index = self.by_ref[kind] = {}
-            for raw in self.raws.get(kind, ()):
-                # the body holds the same strings as the entry (it drops only what is not the entity's own)
-                body = raw.body if raw.failed is None else _written_body(raw)
-                for value in (raw.ident, body.get("name"), body.get("username"), body.get("custom_id")):
-                    if value and isinstance(value, str):
-                        index.setdefault(value, raw)
+        if index is not None:
+            return index
+        raws = self.raws.get(kind, [])
+        index = self.by_ref[kind] = {}
+        if all(raw.failed is None for raw in raws):
+            # one field at a time (the first entity wins, so the later ones are written first): when no
+            # value is used by two fields, that is the whole index; the body holds the same strings as
+            # the entry (it drops only what is not the entity's own)
+            last_first = raws[::-1]
+            parts = [{v: raw for raw in last_first if (v := raw.ident) and isinstance(v, str)}]
+            parts += [{v: raw for raw in last_first if (v := raw.body.get(f)) and isinstance(v, str)}
+                      for f in ("name", "username", "custom_id")]
+            for part in parts:
+                index.update(part)
+            if len(index) == sum(len(part) for part in parts):
+                return index
+            index.clear()
+        for raw in raws:
+            body = raw.body if raw.failed is None else _written_body(raw)
+            for value in (raw.ident, body.get("name"), body.get("username"), body.get("custom_id")):
+                if value and isinstance(value, str):
+                    index.setdefault(value, raw)
         return index
 
     def resolve(self, owner: _Raw, field_name: str, ref: Any) -> _Raw:
@@ -512,15 +535,13 @@ class _Normaliser:
             return raw.key
         # the fields a key is made of, as written: the body holds the same leaves (bar secrets); a
         # container there is a copy (without nulls), so then the entry's fields are read
-        b: Mapping[str, Any] = raw.body
-        fields = _KEY_FIELDS.get(raw.kind)
-        if raw.failed is not None or raw.kind in _CREDENTIAL_KINDS or (
-                type(b.get("name")) not in _EXACT_LEAVES if fields is None
-                else not all(type(b.get(f)) in _EXACT_LEAVES for f in fields)):
-            b = _written_body(raw)
         key: str
-        if raw.kind not in _KEYED_OTHERWISE:          # by name (unnamed routes: by what they match)
-            name = b.get("name")
+        if raw.kind in _KEYED_OTHERWISE:
+            key = _other_key(raw, refs)
+        else:                        # by name (unnamed routes: by what they match)
+            name = raw.body.get("name")
+            if raw.failed is not None or type(name) not in _EXACT_LEAVES:
+                name = _written_body(raw).get("name")
             if name:
                 key = str(name)
             elif raw.kind == "routes":
@@ -529,25 +550,6 @@ class _Normaliser:
                 key = "~" + hashlib.sha256(_canonical(match).encode()).hexdigest()[:12]
             else:
                 key = _fingerprint_of(self.entity(raw), {})
-        elif raw.kind == "plugins":
-            scope = "+".join(f"{f}:{refs[f]}" for f in ("service", "route", "consumer") if f in refs)
-            key = f"{b.get('name')}@{scope or 'global'}"
-        elif raw.kind in _CREDENTIAL_KINDS:
-            secret = b.get("key") or b.get("username") or b.get("client_id")
-            key = (f"sha256:{fingerprint(str(secret))}" if raw.kind == "keyauth_credentials" and secret
-                   else str(secret) if secret else _fingerprint_of(_written_body(raw), refs))
-            if raw.kind != "keyauth_credentials" and "consumer" in refs:
-                key = f"{refs['consumer']}/{key}"
-        elif raw.kind == "consumers":
-            key = str(b["username"]) if b.get("username") else (
-                f"custom_id={b['custom_id']}" if b.get("custom_id") else _fingerprint_of(_written_body(raw), refs))
-        elif raw.kind == "targets":
-            key = f"{refs.get('upstream', '?')}/{b.get('target')}"
-        elif raw.kind == "acls":
-            key = f"{refs.get('consumer', '?')}/{b.get('group')}"
-        else:                        # certificates, ca_certificates
-            cert = b.get("cert")
-            key = f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(_written_body(raw), refs)
         raw.key = key
         return key
 
@@ -578,8 +580,7 @@ class _Normaliser:
             return raw.normal
         if raw.failed is not None:
             raise raw.failed
-        kind, body, empty = raw.kind, raw.body, raw.empty
-        plan = _plan(kind)
+        kind, body, empty, plan = raw.kind, raw.body, raw.empty, raw.plan
         ref_keys = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, frozenset())
         if ref_keys:
             body.update(ref_keys)
@@ -639,36 +640,40 @@ def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan
     redacted. Returns the fields left empty: they are dropped at the end (until then a default must not
     fill them)."""
     empty: list[str] = []
-    sets, late = plan.sets, plan.late
+    sets, late, exact, plain = plan.sets, plan.late, _EXACT_LEAVES, _PLAIN_KEYS
     for k, v in src.items():
         if v is None or k in drop:
             continue
         t = type(v)
-        if t in _EXACT_LEAVES:       # most fields
-            body[k] = _redact_secret(v) if k not in _PLAIN_KEYS and _is_secret_key(str(k)) else v
+        if t in exact:               # most fields
+            body[k] = v if k in plain or not _is_secret_key(str(k)) else _redact_secret(v)
             continue
         if k in late:
             body[k] = _drop_nulls(v)
             continue
         if t is list:
-            if not v:
+            leaves = True
+            if len(v) == 1 and type(v[0]) is str:  # the usual list: one string
+                c = [v[0]]
+            elif not v:
                 body[k] = []
                 empty.append(k)
                 continue
-            all_str = leaves = True
-            for i in v:
-                if type(i) is not str:
-                    all_str = False
-                    if type(i) not in _EXACT_LEAVES:
-                        leaves = False
-                        break
-            if all_str and k in sets:
-                c = sorted(v)            # strings sort as themselves (_sort_key's result for a string)
             else:
-                c = v[:] if leaves else _drop_nulls(v)
-                if k in sets and len(c) > 1:
-                    c.sort(key=_sort_key)
-            if k not in _PLAIN_KEYS and _is_secret_key(str(k)):
+                all_str = True
+                for i in v:
+                    if type(i) is not str:
+                        all_str = False
+                        if type(i) not in exact:
+                            leaves = False
+                            break
+                if all_str and k in sets:
+                    c = sorted(v)        # strings sort as themselves (_sort_key's result for a string)
+                else:
+                    c = v[:] if leaves else _drop_nulls(v)
+                    if k in sets and len(c) > 1:
+                        c.sort(key=_sort_key)
+            if k not in plain and _is_secret_key(str(k)):
                 c = _redact_secret(c)
             elif not leaves:
                 _redact_owned(c)
@@ -729,6 +734,31 @@ _KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
     "consumers": ("username", "custom_id"), "targets": ("target",), "acls": ("group",),
     "certificates": ("cert",), "ca_certificates": ("cert",),
 }
+
+
+def _other_key(raw: _Raw, refs: Mapping[str, str]) -> str:
+    """The natural key of an entity of a kind not keyed by its name (:data:`_KEYED_OTHERWISE`)."""
+    b: Mapping[str, Any] = raw.body
+    if raw.failed is not None or raw.kind in _CREDENTIAL_KINDS or not all(
+            type(b.get(f)) in _EXACT_LEAVES for f in _KEY_FIELDS.get(raw.kind, ("name",))):
+        b = _written_body(raw)
+    if raw.kind == "plugins":
+        scope = "+".join(f"{f}:{refs[f]}" for f in ("service", "route", "consumer") if f in refs)
+        return f"{b.get('name')}@{scope or 'global'}"
+    if raw.kind in _CREDENTIAL_KINDS:
+        secret = b.get("key") or b.get("username") or b.get("client_id")
+        key = (f"sha256:{fingerprint(str(secret))}" if raw.kind == "keyauth_credentials" and secret
+               else str(secret) if secret else _fingerprint_of(_written_body(raw), refs))
+        return f"{refs['consumer']}/{key}" if raw.kind != "keyauth_credentials" and "consumer" in refs else key
+    if raw.kind == "consumers":
+        return str(b["username"]) if b.get("username") else (
+            f"custom_id={b['custom_id']}" if b.get("custom_id") else _fingerprint_of(_written_body(raw), refs))
+    if raw.kind == "targets":
+        return f"{refs.get('upstream', '?')}/{b.get('target')}"
+    if raw.kind == "acls":
+        return f"{refs.get('consumer', '?')}/{b.get('group')}"
+    cert = b.get("cert")             # certificates, ca_certificates
+    return f"sha256:{fingerprint(str(cert))}" if cert else _fingerprint_of(_written_body(raw), refs)
 
 
 def _written_body(raw: _Raw) -> dict[str, Any]:
