@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -44,7 +44,7 @@ class Observation:
     status: int
     message: str | None                    # Kong's JSON "message" on generated responses
     www_authenticate: str | None
-    upstream: Mapping[str, Any] | None     # what the echo upstream says it received; None if Kong answered
+    upstream: Mapping[str, object] | None  # what the echo upstream says it received; None if Kong answered
     body_text: str
     headers: Mapping[str, str] | None = None   # the version-dependent response headers (None: not read)
 
@@ -74,7 +74,7 @@ def observe(client: httpx.Client, base_url: str, req: CorpusRequest, *, where: s
             hint="check the node's proxy listener and its log",
         ) from exc
     text = resp.text
-    data: Any = None
+    data: object = None
     with suppress(ValueError):
         data = resp.json()
     upstream = data if isinstance(data, dict) and {"method", "path", "headers"} <= data.keys() else None
@@ -92,19 +92,20 @@ def expected_for(req: CorpusRequest, version: str) -> ExpectedError | None:
     return None
 
 
-def _upstream_view(upstream: Mapping[str, Any]) -> dict[str, Any]:
+def _upstream_headers(upstream: Mapping[str, object] | None) -> Mapping[object, object]:
+    """The headers the echo upstream says it received (its ``headers`` object; none when absent)."""
+    headers = (upstream or {}).get("headers")
+    return headers if isinstance(headers, Mapping) else {}
+
+
+def _upstream_view(upstream: Mapping[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """What the upstream received (method, path, query, body) and its headers less the volatile ones."""
     headers = {
         str(k).lower(): v
-        for k, v in (upstream.get("headers") or {}).items()
+        for k, v in _upstream_headers(upstream).items()
         if str(k).lower() not in VOLATILE_UPSTREAM_HEADERS
     }
-    return {
-        "method": upstream.get("method"),
-        "path": upstream.get("path"),
-        "query": upstream.get("query"),
-        "body": upstream.get("body"),
-        "headers": headers,
-    }
+    return {key: upstream.get(key) for key in ("method", "path", "query", "body")}, headers
 
 
 class _Redact:
@@ -140,7 +141,7 @@ def compare(
     for side, obs, ver in (("X", x, x_version), ("Y", y, y_version)):
         if obs.headers is None or not ver or (obs.upstream is None and obs.status >= 500):
             continue   # not read, an unknown version, or a 5xx: nothing to hold the headers to
-        seen = {str(k).lower(): str(v) for k, v in ((obs.upstream or {}).get("headers") or {}).items()}
+        seen = {str(k).lower(): str(v) for k, v in _upstream_headers(obs.upstream).items()}
         for problem in header_problems(ver, obs.headers, seen if obs.upstream is not None else None):
             out.append(Difference(req.name, f"{side} headers ({ver})", problem if side == "X" else "-",
                                   problem if side == "Y" else "-", "version-dependent headers (KONG-FACTS §6.3)"))
@@ -162,11 +163,10 @@ def compare(
         if x.upstream is None or y.upstream is None:
             out.append(Difference(req.name, "proxied", str(x.upstream is not None), str(y.upstream is not None)))
             return out
-        ux, uy = _upstream_view(x.upstream), _upstream_view(y.upstream)
+        (ux, hx), (uy, hy) = _upstream_view(x.upstream), _upstream_view(y.upstream)
         for key in ("method", "path", "query", "body"):
             if ux[key] != uy[key]:
                 out.append(Difference(req.name, f"upstream {key}", r(ux[key]), r(uy[key])))
-        hx, hy = ux["headers"], uy["headers"]
         for name in sorted(set(hx) | set(hy)):
             if hx.get(name) != hy.get(name):
                 out.append(Difference(req.name, f"upstream header {name}", r(hx.get(name)), r(hy.get(name))))
