@@ -162,7 +162,9 @@ def test_kill_9_during_the_shift_returns_traffic_to_x_and_the_next_run_sweeps(
     dead = kill_after(tmp_path, plan)
     assert dead.returncode == -signal.SIGKILL
     event = eventually("the supervisor's record", lambda: fired(dead))
-    assert isinstance(event, dict) and event["verified"] is True and "heartbeat pipe closed" in str(event["reason"])
+    # a kill -9 closes the heartbeat pipe and ends the pid: whichever the supervisor sees first is the reason
+    assert isinstance(event, dict) and event["verified"] is True
+    assert "heartbeat pipe closed" in str(event["reason"]) or "is gone" in str(event["reason"]), event
     assert all_on_x(read(dead))
     if splitter == "nginx":   # the running nginx answers with the failsafe's config, not just the file on disk
         port = int(re.findall(r"listen 127.0.0.1:(\d+);", (Path(str(balancer(dead)["folder"])) / "nginx.conf")
