@@ -598,15 +598,17 @@ class _Normaliser:
                     elif path[0] not in body:
                         body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
                         filled.append(path[0])
-        # what the pass above left for now: the fields defaults filled, and plan.late (copied only)
-        late = [k for k in plan.late if k in body] if plan.late else filled
+        # what the pass above left for now (each field on its own: in any order): the fields defaults
+        # filled, and plan.late (copied only)
+        late: Iterable[str] = plan.late.intersection(body) if plan.late else filled
         if filled and plan.late:
-            late = filled + late
+            late = [*filled, *late]
         for k in late:
             _sort_set(body, k, plan.sets)
-        if kind == "routes" and isinstance(body.get("headers"), Mapping):
+        headers = body.get("headers") if kind == "routes" else None
+        if headers is not None and isinstance(headers, Mapping):
             body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
-                               for k, v in sorted(body["headers"].items())}
+                               for k, v in sorted(headers.items())}
         for k in late:
             if k in body:
                 _finish_field(body, k)
