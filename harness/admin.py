@@ -261,7 +261,7 @@ class _AdminReads(_StatusReads, CollectionReads):
                 id=str(row.get("id")), hostname=_text(row.get("hostname")), ip=_text(row.get("ip")),
                 version=_text(row.get("version")), sync_status=_text(row.get("sync_status")),
                 config_hash=_text(row.get("config_hash")),
-                last_seen=row.get("last_seen") if isinstance(row.get("last_seen"), int | float) else None,
+                last_seen=seen if isinstance(seen := row.get("last_seen"), int | float) else None,
                 labels=labels if isinstance(labels, dict) else {}, raw=row,
             ))
         return tuple(planes)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
@@ -19,7 +18,7 @@ from harness.errors import AdminAPIError
 NOT_JSON = object()
 
 
-def parse_json(response: httpx.Response) -> Any:
+def parse_json(response: httpx.Response) -> object:
     """The body as JSON, or ``NOT_JSON`` (never another exception: not UTF-8, too deep, huge numbers)."""
     try:
         return json.loads(response.content)
@@ -67,7 +66,7 @@ _HINTS: tuple[tuple[Callable[[int, str, int | None], bool], str], ...] = (
 
 def api_error(where: str, response: httpx.Response) -> AdminAPIError:
     """An :class:`AdminAPIError` carrying Kong's own message, code and name, with a next step."""
-    body: Any = parse_json(response)
+    body = parse_json(response)
     if body is NOT_JSON:
         body = preview(response) or None
     kong_message = code = name = None

@@ -14,7 +14,6 @@ import logging
 import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -65,7 +64,7 @@ class CollectionReads:
     _http: Http
 
     def pages(self, path: str, *, size: int | None = None, deadline: Deadline | None = None,
-              on_progress: Progress | None = None) -> Iterator[dict[str, Any]]:
+              on_progress: Progress | None = None) -> Iterator[dict[str, object]]:
         """Every item of a collection, following ``next`` page by page.
 
         The whole listing has one total ``deadline`` (default :data:`LIST_SECONDS`; each page's call
@@ -79,7 +78,7 @@ class CollectionReads:
             LIST_SECONDS, what=f"listing {path}", where=f"{http.what} at {http.base_url}", clock=http._clock)
         if listing.hint is None:
             listing = replace(listing, hint=_LIST_HINT)
-        params: dict[str, Any] | None = {"size": size} if size else None
+        params: dict[str, int] | None = {"size": size} if size else None
         next_path = path
         seen_next: set[str] = set()
         seen_ids: set[str] = set()
@@ -156,7 +155,7 @@ class CollectionReads:
             next_path, params = same, None        # Kong's next already carries offset (and size)
 
     def list(self, entity: str, *, size: int | None = None, deadline: Deadline | None = None,
-             on_progress: Progress | None = None) -> list[dict[str, Any]]:
+             on_progress: Progress | None = None) -> list[dict[str, object]]:
         """All entities of one kind, across pages. ``targets`` are listed per upstream.
 
         ``deadline`` bounds the whole listing (default: :data:`LIST_SECONDS` per collection);
@@ -171,7 +170,7 @@ class CollectionReads:
         if entity == "targets":
             tally = _Tally(on_progress)
             upstreams = list(self.pages("/upstreams", size=size, deadline=total, on_progress=tally.page))
-            out: list[dict[str, Any]] = []
+            out: list[dict[str, object]] = []
             for upstream in upstreams:
                 upstream_id = upstream.get("id")
                 if not isinstance(upstream_id, str) or not upstream_id:
@@ -205,6 +204,6 @@ _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 120
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     """A short, bounded repr of any value from an answer (safe for deep nesting)."""
     return _REPR.repr(value)

@@ -29,7 +29,7 @@ import re
 import stat
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -166,10 +166,10 @@ class Plan(Section):
 # secrets and warnings
 
 
-def _secret_paths(data: Any) -> list[str]:
+def _secret_paths(data: object) -> list[str]:
     """Paths of keys that hold a secret by value, found without recursion (the depth is bounded)."""
     found: list[str] = []
-    stack: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+    stack: list[tuple[tuple[str | int, ...], object]] = [((), data)]
     seen: set[int] = set()
     while stack:
         loc, node = stack.pop()
@@ -232,7 +232,7 @@ def parse_plan(text: str | bytes, base_dir: str | Path, *, path: Path | None = N
          "secrets must not be", "put the token in an environment variable and name it in credentials.admin_token_env")
         for p in secrets
     ]
-    context: dict[str, Any] = {"base_dir": Path(base_dir)}
+    context: dict[str, object] = {"base_dir": Path(base_dir)}
     if data.get("mode") in ("dbless", "hybrid"):
         context["mode"] = data["mode"]
     x = data.get("x")
@@ -300,9 +300,10 @@ def load_plan(path: str | Path) -> Plan:
     return parse_plan(raw, plan_path.parent, path=plan_path)
 
 
-def json_schema() -> dict[str, Any]:
+def json_schema() -> dict[str, object]:
     """The plan's JSON Schema (what ``plans/plan.schema.json`` holds)."""
-    return Plan.model_json_schema(by_alias=True, mode="validation")
+    schema: dict[str, object] = Plan.model_json_schema(by_alias=True, mode="validation")
+    return schema
 
 
 def schema_text() -> str:

@@ -83,7 +83,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=False,
                               json_schema_extra={"additionalProperties": False})
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         if name.startswith("_"):  # private attributes, set once by parse_plan
             super().__setattr__(name, value)
             return

@@ -263,7 +263,7 @@ class Http:
     def _retry_after(self, response: httpx.Response, attempt: int) -> float:
         value = response.headers.get("Retry-After")
         if value is None:
-            return min(self.retry_cap, 0.1 * 2 ** attempt)
+            return min(self.retry_cap, 0.1 * 2.0 ** attempt)
         try:
             seconds = float(value)
         except ValueError:

@@ -242,7 +242,8 @@ class _Builder:
             return cached
         loader = self.loader
         if tag in _NON_SPECIFIC:
-            tag = loader.resolve(ScalarNode, value, (True, False))
+            # types-PyYAML leaves Resolver.resolve unannotated (it returns the tag, a str)
+            tag = loader.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
         if tag == _STR:
             out: Any = value
         elif tag == _MERGE:

@@ -147,7 +147,8 @@ def _pick(corpus: Corpus, auth: str, *, hide: bool | None = None, anonymous: boo
 
 
 def _upstream_headers(obs: Observation) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in ((obs.upstream or {}).get("headers") or {}).items()}
+    headers = (obs.upstream or {}).get("headers")
+    return {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, Mapping) else {}
 
 
 def key_auth_case(corpus: Corpus, y_node: Node, case: str) -> CaseOutcome:
