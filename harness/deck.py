@@ -70,7 +70,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 
@@ -162,10 +162,10 @@ def format_version_for(state: DeckState, kong_version: str | Version | None) -> 
     return "1.1"
 
 
-def to_declarative(state: DeckState, kong_version: str | Version | None = None) -> dict[str, Any]:
+def to_declarative(state: DeckState, kong_version: str | Version | None = None) -> dict[str, object]:
     """Kong's declarative config (DB-less ``POST /config``) for the state: decK-only keys removed,
     defaults and select_tags applied, ``_format_version`` for ``kong_version`` (default: the files')."""
-    out: dict[str, Any] = {"_format_version": format_version_for(state, kong_version)}
+    out: dict[str, object] = {"_format_version": format_version_for(state, kong_version)}
     # a JSON round trip copies plain data several times faster than deepcopy (the loader keeps it plain)
     out.update(json.loads(json.dumps({k: v for k, v in state.config.items() if v})))
     return out
@@ -192,7 +192,7 @@ def entities(state: DeckState, kong_version: str | Version | None = None, *,
     """
     data = to_declarative(state, kong_version)
     if upstream_url is not None:
-        data = _render_strings(data, upstream_url)
+        data = _render_config(data, upstream_url)
     names = ", ".join(p.name for p in state.files)
     return normalise(data, source=f"decK files {names}")
 
@@ -206,10 +206,11 @@ def origins(state: DeckState, *, upstream_url: str | None = None) -> dict[str, d
     parity finding such as ``routes['orders-list']`` can name the file to fix."""
     data = to_declarative(state)
     for kind, indexes in state.file_of.items():
-        for body, index in zip(data.get(kind, ()), indexes, strict=True):
+        bodies = data.get(kind, ())
+        for body, index in zip(bodies if isinstance(bodies, list) else (), indexes, strict=True):
             _mark(kind, body, index)
     # the natural keys do not depend on the upstream's URL, but normalising needs a URL to parse
-    data = _render_strings(data, upstream_url or "http://upstream.invalid")
+    data = _render_config(data, upstream_url or "http://upstream.invalid")
     out: dict[str, dict[str, Path]] = {}
     for kind, bodies in normalise(data).entities.items():
         for key, body in bodies.items():
@@ -217,14 +218,19 @@ def origins(state: DeckState, *, upstream_url: str | None = None) -> dict[str, d
     return out
 
 
-def _mark(kind: str, body: dict[str, Any], index: int) -> None:
+def _mark(kind: str, body: dict[str, object], index: int) -> None:
     body[_ORIGIN_FIELD] = index
     for child, child_kind in CHILDREN.get(kind, {}).items():
-        for item in body.get(child) or ():
+        items = body.get(child)
+        for item in items if isinstance(items, list) else ():
             _mark(child_kind, item, index)
 
 
-def _render_strings(obj: Any, upstream_url: str) -> Any:
+def _render_config(data: dict[str, object], upstream_url: str) -> dict[str, object]:
+    return {k: _render_strings(v, upstream_url) for k, v in data.items()}
+
+
+def _render_strings(obj: object, upstream_url: str) -> object:
     if isinstance(obj, str):
         return render_declarative(obj, upstream_url) if "${" in obj else obj
     if isinstance(obj, list):
