@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -340,6 +341,9 @@ def _taken(kind: str, k: str, v: Any) -> str | None:
     return None
 
 
+#: the references of an entity that has none, and their keys (shared: never written to)
+_NO_REFS: Mapping[str, Any] = MappingProxyType({})
+_NO_REF_KEYS: dict[str, str] = {}
 #: :func:`_dropped` by what was taken out (bounded like the caches above)
 _DROPPED: dict[tuple[str, ...], frozenset[str]] = {}
 
@@ -357,7 +361,7 @@ _REWRITTEN: frozenset[str] = frozenset({"services", "routes", "certificates", "k
 
 
 def _own_fields(kind: str, src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan,
-                old_format: bool) -> tuple[dict[str, Any], list[str], str | None]:
+                old_format: bool) -> tuple[dict[str, Any], Sequence[str], str | None]:
     """An entry's own fields in normal form (all but references and defaults), the fields left empty
     (:func:`_normal_fields`) and, for a key-auth credential, its key's fingerprint."""
     body: dict[str, Any] = {}
@@ -391,7 +395,7 @@ class _Raw:
     kind: str
     item: Mapping[str, Any]       # the entry as written
     drop: frozenset[str]          # its fields that are not the entity's own: volatile, child lists, foreign keys
-    refs: dict[str, Any]          # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
+    refs: Mapping[str, Any]       # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
     ident: Any                    # its "id"
     # its own fields in normal form (:func:`_own_fields`), built while collecting, when the entry was
     # last read (a large config's entries are far apart in memory: each is read once), and the empty ones
@@ -424,9 +428,10 @@ class _Normaliser:
                 f"{kind} entry is {type(item).__name__} {item!r:.80}; expected a mapping of fields",
                 hint="check the indentation of the declarative file",
             )
-        children: list[tuple[str, list[Any]]] = []
-        refs: dict[str, Any] = {}
-        taken: list[str] = []
+        # (containers made only when needed: most entities have no children, many no references)
+        children: list[tuple[str, list[Any]]] | None = None
+        refs: dict[str, Any] | None = None
+        taken: tuple[str, ...] = ()
         # child lists and foreign keys are taken out: only _COLLECTED keys can be those, except under a
         # consumer (any list of mappings, under any name)
         if kind == "consumers":
@@ -434,29 +439,29 @@ class _Normaliser:
                 if k in FOREIGN_KEYS or isinstance(v, list):
                     what = _taken(kind, k, v)
                     if what is not None:
-                        taken.append(k)
+                        taken += (k,)
                         if what == "child":
-                            children.append((k, v))
+                            children = [(k, v)] if children is None else [*children, (k, v)]
                         elif v is not None:
-                            refs[k] = v
+                            refs = {k: v} if refs is None else {**refs, k: v}
         else:
             for k in _COLLECTED.intersection(item):
                 v = item[k]
                 if k in FOREIGN_KEYS:        # (then not a child list: no child kind is a foreign key)
                     if kind != FOREIGN_KEYS[k]:
-                        taken.append(k)
+                        taken += (k,)
                         if v is not None:
-                            refs[k] = v
+                            refs = {k: v} if refs is None else {**refs, k: v}
                 elif kind != k and isinstance(v, list) and all(isinstance(i, Mapping) for i in v):
-                    taken.append(k)
-                    children.append((k, v))
+                    taken += (k,)
+                    children = [(k, v)] if children is None else [*children, (k, v)]
             # in the entry's order: the order of the references is that of the entity's fields
-            if len(refs) > 1:
+            if refs is not None and len(refs) > 1:
                 refs = {k: refs[k] for k in item if k in refs}
-            if len(children) > 1:
+            if children is not None and len(children) > 1:
                 order = list(item)
                 children.sort(key=lambda child: order.index(child[0]))
-        drop = VOLATILE_FIELDS if not taken else _DROPPED.get(tuple(taken)) or _dropped(tuple(taken))
+        drop = VOLATILE_FIELDS if not taken else _DROPPED.get(taken) or _dropped(taken)
         try:
             if kind in _REWRITTEN:
                 body, empty, fp = _own_fields(kind, item, drop, plan, self.old_format)
@@ -465,12 +470,14 @@ class _Normaliser:
                 empty = _normal_fields(item, drop, plan, body)
             failed = None
         except Exception as exc:     # raised where building the entity would raise it
-            body, empty, fp, failed = {}, [], None, exc
-        raw = _Raw(kind, item, drop, refs, item.get("id"), body, empty, fp, failed, plan)
+            body, empty, fp, failed = {}, (), None, exc
         if parent is not None:
+            refs = {} if refs is None else refs
             refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
+        raw = _Raw(kind, item, drop, _NO_REFS if refs is None else refs, item.get("id"), body, empty, fp, failed,
+                   plan)
         raws.append(raw)
-        for child_kind, items in children:
+        for child_kind, items in children or ():
             if not items:
                 continue
             child_raws, child_plan = self.raws.setdefault(child_kind, []), _plan(child_kind)
@@ -556,6 +563,9 @@ class _Normaliser:
     def _ref_keys(self, raw: _Raw, seen: frozenset[int]) -> dict[str, str]:
         """The natural keys of the entities ``raw`` refers to, by foreign field (kept on ``raw``)."""
         if raw.ref_keys is None:
+            if not raw.refs:
+                raw.ref_keys = _NO_REF_KEYS
+                return _NO_REF_KEYS
             keys: dict[str, str] = {}
             inner: frozenset[int] | None = None
             for f, r in raw.refs.items():
@@ -587,7 +597,7 @@ class _Normaliser:
             for f in ref_keys:
                 if f not in _PLAIN_KEYS and _is_secret_key(f):
                     body[f] = _redact_secret(body[f])
-        filled: list[str] = []
+        filled: list[str] | None = None
         if plan.fills:
             name = body.get("name")
             # an export carries every top-level defaulted field: then only the other rules can fill one
@@ -597,10 +607,10 @@ class _Normaliser:
                         _fill_default(body, path, default)
                     elif path[0] not in body:
                         body[path[0]] = default if type(default) in _EXACT_LEAVES else copy.deepcopy(default)
-                        filled.append(path[0])
+                        filled = [path[0]] if filled is None else [*filled, path[0]]
         # what the pass above left for now (each field on its own: in any order): the fields defaults
         # filled, and plan.late (copied only)
-        late: Iterable[str] = plan.late.intersection(body) if plan.late else filled
+        late: Iterable[str] = plan.late.intersection(body) if plan.late else filled or ()
         if filled and plan.late:
             late = [*filled, *late]
         for k in late:
@@ -636,12 +646,13 @@ class _Normaliser:
         return out
 
 
-def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan, body: dict[str, Any]) -> list[str]:
+def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan,
+                   body: dict[str, Any]) -> Sequence[str]:
     """One pass over an entry's fields into ``body``, its normal form: nulls and ``drop`` left out,
     containers copied without nulls (``plan.late`` ones only copied), set-like lists sorted, secrets
     redacted. Returns the fields left empty: they are dropped at the end (until then a default must not
     fill them)."""
-    empty: list[str] = []
+    empty: list[str] | None = None
     sets, late, exact, plain = plan.sets, plan.late, _EXACT_LEAVES, _PLAIN_KEYS
     for k, v in src.items():
         if v is None or k in drop:
@@ -659,7 +670,7 @@ def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan
                 c = [v[0]]
             elif not v:
                 body[k] = []
-                empty.append(k)
+                empty = [k] if empty is None else [*empty, k]
                 continue
             else:
                 all_str = True
@@ -685,8 +696,8 @@ def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan
             if k in sets:
                 _sort_set(body, k, sets)
             if _finish_field(body, k, drop=False):
-                empty.append(k)
-    return empty
+                empty = [k] if empty is None else [*empty, k]
+    return empty or ()
 
 
 def _sort_set(body: dict[str, Any], k: str, sets: frozenset[str]) -> None:
