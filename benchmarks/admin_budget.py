@@ -7,7 +7,8 @@ budget, default size cap) times: ``POST /config`` of the config as the harness s
 dict, as the JSON body), ``GET /config`` and one listing of every service. Each row shows the call's
 time, its size, the deadline harness.deadline.CallBudget gives it, and the headroom (deadline / time);
 the target is a headroom of at least 5x, so a node five times slower than the emulator still passes. The
-node is stopped by its pid. These figures justify the defaults in harness/deadline.py, harness/admin.py and harness/listing.py.
+node is stopped by its pid. These figures justify the defaults in harness/deadline.py, harness/admin.py
+and harness/listing.py.
 """
 
 from __future__ import annotations

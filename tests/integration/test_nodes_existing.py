@@ -140,7 +140,8 @@ def silent_port() -> Iterator[int]:
 @pytest.mark.integration
 def test_hung_node_times_out_as_unreachable(silent_port: int) -> None:
     provider = get_provider("existing", timeout=0.5)
-    says = rf"GET / on Kong Admin API .* at http://127\.0\.0\.1:{silent_port} did not finish within its deadline of 0\.5s"
+    says = (rf"GET / on Kong Admin API .* at http://127\.0\.0\.1:{silent_port} "
+            r"did not finish within its deadline of 0\.5s")
     with pytest.raises(NodeUnreachable, match=says):
         provider.start(request(f"http://127.0.0.1:{silent_port}"))
 
