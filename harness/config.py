@@ -666,9 +666,13 @@ def _normal_fields(src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan
             continue
         if t is list:
             leaves = True
-            if len(v) == 1 and type(v[0]) is str:  # the usual list: one string
+            n = len(v)
+            if n == 1 and type(v[0]) is str:       # the usual lists: one string, or two
                 c = [v[0]]
-            elif not v:
+            elif n == 2 and type(v[0]) is str and type(v[1]) is str:
+                a, b = v
+                c = [b, a] if k in sets and b < a else [a, b]
+            elif not n:
                 body[k] = []
                 empty = [k] if empty is None else [*empty, k]
                 continue
