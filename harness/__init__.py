@@ -40,6 +40,7 @@ from harness.errors import (
     TrafficError,
     WaitTimeout,
 )
+from harness.exitcodes import EXIT_NOT_JUDGED
 from harness.ledger import STAGES, Ledger, Verdict
 from harness.messages import (
     behaviour_difference,
@@ -55,6 +56,7 @@ from harness.summary import ParitySummary
 from harness.wait import wait_until
 
 __all__ = [
+    "EXIT_NOT_JUDGED",
     "STAGES",
     "AdminAPIError",
     "AdminClient",

@@ -13,7 +13,7 @@ first (traffic went back to X), the steps start again from the first.
 
 import pytest
 
-from harness import Plan, Shift, could_not_judge, gate_failed
+from harness import EXIT_NOT_JUDGED, Plan, Shift, could_not_judge, gate_failed
 
 pytestmark = pytest.mark.stage("shift")
 
@@ -49,4 +49,4 @@ def test_shift_step(shift: Shift, shift_step: int, plan: Plan, run, ledger, evid
     if shift_step in plan.traffic.pause_after and shift_step > run.held_step:
         pause = run.pause_traffic(shift_step)
         ledger.set_fact("paused", pause)
-        pytest.exit(pause["message"], returncode=75)  # fixtures.options.EXIT_NOT_JUDGED: not done, not failed
+        pytest.exit(pause["message"], returncode=EXIT_NOT_JUDGED)  # a pause: not done, not failed
