@@ -357,7 +357,7 @@ def _dropped(taken: tuple[str, ...]) -> frozenset[str]:
 
 
 #: kinds whose entries :func:`_own_fields` rewrites before their fields are normalised
-_REWRITTEN: frozenset[str] = frozenset({"services", "routes", "certificates", "keyauth_credentials"})
+_REWRITTEN: frozenset[str] = frozenset({"services", "certificates", "keyauth_credentials"})   # (routes: 2.x)
 
 
 def _own_fields(kind: str, src: Mapping[str, Any], drop: frozenset[str], plan: _KindPlan,
@@ -412,6 +412,7 @@ class _Raw:
 class _Normaliser:
     def __init__(self, declarative: Mapping[str, Any]) -> None:
         self.old_format = str(declarative.get("_format_version")) in OLD_FORMATS
+        self.rewritten = _REWRITTEN | {"routes"} if self.old_format else _REWRITTEN
         self.raws: dict[str, list[_Raw]] = {}
         self.by_ref: dict[str, dict[str, _Raw]] = {}       # built for a kind when something refers to it
         for kind, items in declarative.items():
@@ -463,7 +464,7 @@ class _Normaliser:
                 children.sort(key=lambda child: order.index(child[0]))
         drop = VOLATILE_FIELDS if not taken else _DROPPED.get(taken) or _dropped(taken)
         try:
-            if kind in _REWRITTEN:
+            if kind in self.rewritten:
                 body, empty, fp = _own_fields(kind, item, drop, plan, self.old_format)
             else:
                 body, fp = {}, None
@@ -475,7 +476,7 @@ class _Normaliser:
             refs = {} if refs is None else refs
             refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
         raw = _Raw(kind, item, drop, _NO_REFS if refs is None else refs, item.get("id"), body, empty, fp, failed,
-                   plan)
+                   plan, _own_key(kind, body) if refs is None and failed is None else None)
         raws.append(raw)
         for child_kind, items in children or ():
             if not items:
@@ -751,6 +752,20 @@ _KEY_FIELDS: Mapping[str, tuple[str, ...]] = {
     "consumers": ("username", "custom_id"), "targets": ("target",), "acls": ("group",),
     "certificates": ("cert",), "ca_certificates": ("cert",),
 }
+
+
+def _own_key(kind: str, body: Mapping[str, Any]) -> str | None:
+    """The natural key of an entity that refers to nothing, when its name (a consumer's username or
+    custom_id) gives it: known while collecting. Else None (:meth:`_Normaliser.natural_key` works it out)."""
+    if kind == "consumers":
+        username, custom_id = body.get("username"), body.get("custom_id")
+        if type(username) in _EXACT_LEAVES and type(custom_id) in _EXACT_LEAVES:
+            return str(username) if username else f"custom_id={custom_id}" if custom_id else None
+    elif kind not in _KEYED_OTHERWISE:
+        name = body.get("name")
+        if name and type(name) in _EXACT_LEAVES:
+            return str(name)
+    return None
 
 
 def _other_key(raw: _Raw, refs: Mapping[str, str]) -> str:
