@@ -118,8 +118,9 @@ def plan_for(their: TheirY, mode: str, load: str, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("their_y", [("dbless", "backup"), ("dbless", "keep"), ("hybrid", "backup")],
-                         indirect=True, ids=["dbless-backup", "dbless-keep", "hybrid-backup"])
+@pytest.mark.parametrize("their_y", [("dbless", "backup"), ("dbless", "keep"), ("hybrid", "backup"),
+                                     ("hybrid", "keep")],
+                         indirect=True, ids=["dbless-backup", "dbless-keep", "hybrid-backup", "hybrid-keep"])
 def test_existing_y_is_adopted_never_stopped_and_written_only_as_listed(their_y: TheirY, tmp_path: Path,
                                                                         request: pytest.FixtureRequest) -> None:
     mode, load = request.node.callspec.params["their_y"]

@@ -4,6 +4,7 @@ exits non-zero, rolls traffic back to X where it had moved, and leaves nothing r
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,4 +70,8 @@ def test_failure_scenario(module_tmp: Path, name: str, stage: str | None, messag
         assert any(step["outcome"] != "pass" for step in summary["steps"])
     else:
         assert summary["rollback"] is None
+    if name == "y-crash":   # the gate names the crashed node, how it ended, and which node answered what
+        shift = run.verdict("shift")["message"]
+        assert re.search(r"y\d: y\d exited with code 70", shift), shift
+        assert re.search(r"Y: y\d answered \d+ of \d+ wrongly", shift), shift
     assert run.leftovers() == []
