@@ -402,3 +402,24 @@ def test_fields_read_for_keys_and_references_are_not_secret() -> None:
 
     fields = {"name", "username", "custom_id", *(f for fs in _KEY_FIELDS.values() for f in fs)}
     assert not [f for f in fields if _is_secret_key(f)]
+
+
+def test_normalise_restores_the_collector_and_leaves_frozen_objects_alone() -> None:
+    import gc
+
+    assert gc.isenabled()
+    gc.freeze()                      # a process that froze objects itself (e.g. before forking)
+    try:
+        frozen = gc.get_freeze_count()
+        normalise(sample())
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()
+    gc.disable()                     # a caller's own pause is kept
+    try:
+        normalise(sample())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    normalise(sample())
+    assert gc.isenabled() and gc.get_freeze_count() == 0
