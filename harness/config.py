@@ -316,6 +316,7 @@ class _KindPlan:
     late: frozenset[str]          # fields finished only once the defaults are in: those a nested default
     #                               fills into, and routes' headers (sorted before they are redacted)
     name_kept: bool               # no rule fills "name" (so rules for one plugin may read it once)
+    per_plugin: bool              # some rule applies to one plugin only (reads the plugin's name)
 
 
 @functools.cache
@@ -327,7 +328,7 @@ def _plan(kind: str) -> _KindPlan:
     late = {path[0] for _, path, _ in fills if len(path) > 1} | ({"headers"} if kind == "routes" else set())
     return _KindPlan(SET_FIELDS.get(kind, frozenset()), frozenset(path[0] for _, path, _ in top), tuple(fills),
                      tuple(rule for rule in fills if rule not in top), frozenset(late),
-                     all(path[0] != "name" for _, path, _ in fills))
+                     all(path[0] != "name" for _, path, _ in fills), any(p is not None for p, _, _ in fills))
 
 
 def _taken(kind: str, k: str, v: Any) -> str | None:
@@ -600,7 +601,7 @@ class _Normaliser:
                     body[f] = _redact_secret(body[f])
         filled: list[str] | None = None
         if plan.fills:
-            name = body.get("name")
+            name = body.get("name") if plan.per_plugin else None
             # an export carries every top-level defaulted field: then only the other rules can fill one
             for plugin, path, default in plan.other if plan.top_keys <= body.keys() else plan.fills:
                 if plugin is None or plugin == (name if plan.name_kept else body.get("name")):
@@ -614,15 +615,16 @@ class _Normaliser:
         late: Iterable[str] = plan.late.intersection(body) if plan.late else filled or ()
         if filled and plan.late:
             late = [*filled, *late]
-        for k in late:
-            _sort_set(body, k, plan.sets)
-        headers = body.get("headers") if kind == "routes" else None
-        if headers is not None and isinstance(headers, Mapping):
-            body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
-                               for k, v in sorted(headers.items())}
-        for k in late:
-            if k in body:
-                _finish_field(body, k)
+        if late:                     # (routes' headers are in plan.late)
+            for k in late:
+                _sort_set(body, k, plan.sets)
+            headers = body.get("headers") if kind == "routes" else None
+            if headers is not None and isinstance(headers, Mapping):
+                body["headers"] = {k: sorted(v, key=_sort_key) if isinstance(v, list) else v
+                                   for k, v in sorted(headers.items())}
+            for k in late:
+                if k in body:
+                    _finish_field(body, k)
         for k in empty:              # empty lists and mappings mean none (a default may have filled one)
             v = body.get(k)
             if (type(v) is list or type(v) is dict) and not v:
@@ -638,12 +640,14 @@ class _Normaliser:
             for raw in self.raws[kind]:
                 key = raw.key if raw.key is not None else self.natural_key(raw)
                 entity = raw.normal if raw.normal is not None else self.entity(raw)
-                if key in bucket and bucket[key] != entity:
-                    raise ConfigError(
-                        f"two different {kind} entities share the natural key {key!r}",
-                        hint="give the entities distinct names; the harness compares them by name",
-                    )
-                bucket[key] = entity
+                first = bucket.setdefault(key, entity)
+                if first is not entity:        # a second entity with the key: the same one, or an error
+                    if first != entity:
+                        raise ConfigError(
+                            f"two different {kind} entities share the natural key {key!r}",
+                            hint="give the entities distinct names; the harness compares them by name",
+                        )
+                    bucket[key] = entity       # (the later of two equal ones, as written)
         return out
 
 
