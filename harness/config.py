@@ -60,6 +60,9 @@ NESTED_CHILDREN: Mapping[str, tuple[str, str]] = {
     "targets": ("targets", ""), "snis": ("snis", ""),
 }
 
+#: the kinds a foreign key can name (only these are looked up by id)
+_REFERRED: frozenset[str] = frozenset(FOREIGN_KEYS.values())
+
 #: keys that can hold a nested child list or a foreign key
 _COLLECTED: frozenset[str] = frozenset(NESTED_CHILDREN) | frozenset(FOREIGN_KEYS)
 
@@ -397,7 +400,7 @@ class _Raw:
     item: Mapping[str, Any]       # the entry as written
     drop: frozenset[str]          # its fields that are not the entity's own: volatile, child lists, foreign keys
     refs: Mapping[str, Any]       # foreign field -> _Raw (nested parent) | str | {"id"/"name": ...}
-    ident: Any                    # its "id"
+    ident: Any                    # its "id" (kept for the kinds a foreign key can name: :data:`_REFERRED`)
     # its own fields in normal form (:func:`_own_fields`), built while collecting, when the entry was
     # last read (a large config's entries are far apart in memory: each is read once), and the empty ones
     body: dict[str, Any]
@@ -476,7 +479,8 @@ class _Normaliser:
         if parent is not None:
             refs = {} if refs is None else refs
             refs[_PARENT_FIELD.get(parent.kind, parent.kind.rstrip("s"))] = parent
-        raw = _Raw(kind, item, drop, _NO_REFS if refs is None else refs, item.get("id"), body, empty, fp, failed,
+        raw = _Raw(kind, item, drop, _NO_REFS if refs is None else refs,
+                   item.get("id") if kind in _REFERRED else None, body, empty, fp, failed,
                    plan, _own_key(kind, body) if refs is None and failed is None else None)
         raws.append(raw)
         for child_kind, items in children or ():
