@@ -776,15 +776,25 @@ def _own_key(kind: str, body: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: the references that scope a plugin, in the order its key names them
+_PLUGIN_SCOPES: tuple[str, ...] = ("service", "route", "consumer")
+
+
 def _other_key(raw: _Raw, refs: Mapping[str, str]) -> str:
     """The natural key of an entity of a kind not keyed by its name (:data:`_KEYED_OTHERWISE`)."""
     b: Mapping[str, Any] = raw.body
+    if raw.kind == "plugins":
+        name = b.get("name")
+        if raw.failed is not None or type(name) not in _EXACT_LEAVES:
+            name = _written_body(raw).get("name")
+        if len(refs) == 1 and next(iter(refs)) in _PLUGIN_SCOPES:     # the usual: one scope
+            (f, key), = refs.items()
+            return f"{name}@{f}:{key}"
+        scope = "+".join(f"{f}:{refs[f]}" for f in _PLUGIN_SCOPES if f in refs)
+        return f"{name}@{scope or 'global'}"
     if raw.failed is not None or raw.kind in _CREDENTIAL_KINDS or not all(
             type(b.get(f)) in _EXACT_LEAVES for f in _KEY_FIELDS.get(raw.kind, ("name",))):
         b = _written_body(raw)
-    if raw.kind == "plugins":
-        scope = "+".join(f"{f}:{refs[f]}" for f in ("service", "route", "consumer") if f in refs)
-        return f"{b.get('name')}@{scope or 'global'}"
     if raw.kind in _CREDENTIAL_KINDS:
         secret = b.get("key") or b.get("username") or b.get("client_id")
         key = (f"sha256:{fingerprint(str(secret))}" if raw.kind == "keyauth_credentials" and secret
