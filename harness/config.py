@@ -542,7 +542,10 @@ class _Normaliser:
             return raw.key
         if seen and id(raw) in seen:
             raise ConfigError(f"circular reference at {raw.kind} {_describe(raw)}")
-        refs = raw.ref_keys if raw.ref_keys is not None else self._ref_keys(raw, seen)
+        refs = raw.ref_keys
+        if refs is None:
+            refs = self._ref_keys(raw, seen) if raw.refs else _NO_REF_KEYS
+            raw.ref_keys = refs
         if raw.fp is not None:       # a key-auth credential's key, fingerprinted while collecting
             raw.key = f"sha256:{raw.fp}"
             return raw.key
@@ -1230,7 +1233,7 @@ def diff(
                 gone.append(key)
             elif entity != other:
                 differ.append(key)
-        new = [key for key in ys if key not in xs]
+        new = ys.keys() - xs.keys()
         compared += len(xs) + len(new)
         removed += [Change("removed", _entity_path(kind, key), xs[key], _ABSENT) for key in sorted(gone)]
         added += [Change("added", _entity_path(kind, key), _ABSENT, ys[key]) for key in sorted(new)]
