@@ -163,7 +163,7 @@ def _reexport(x: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 def generate_pair(sizes: Sizes, seed: int = 7) -> tuple[dict[str, Any], dict[str, Any], tuple[Planted, ...]]:
     """X, Y and the differences planted in Y (the diff must report exactly these)."""
-    from harness.config import fingerprint
+    from harness.config_redact import fingerprint
 
     rng = random.Random(seed + 1)
     x = generate_x(sizes, seed)
@@ -288,7 +288,8 @@ class Check:
 
 
 def ours(x: dict[str, Any], y: dict[str, Any]) -> Any:
-    from harness.config import diff, normalise
+    from harness.config import normalise
+    from harness.config_diff import diff
 
     return diff(normalise(x, source="GET /config"), normalise(y, source="GET /config"))
 
@@ -334,7 +335,7 @@ def measure(which: str, factor: float, repeat: int) -> dict[str, Any]:
     run: Callable[[dict[str, Any], dict[str, Any]], Any] = ours if which == "ours" else baseline
     import deepdiff  # noqa: F401  (imports are not part of the timing)
 
-    import harness.config  # noqa: F401
+    import harness.config_diff  # noqa: F401  (and harness.config, which it imports)
     gc.collect()
     rss_before = current_rss_bytes()
     times, cpu_times = [], []

@@ -10,17 +10,10 @@ from harness import checks
 from harness.admin import AdminClient, ConfigLoad, DataPlane, NodeInfo, ReadOnlyAdmin, StatusClient
 from harness.checks.shift import Shift
 from harness.compat import Finding, Version, check_upgrade, explain, hybrid_compatible
-from harness.config import (
-    AllowRule,
-    ConfigDiff,
-    NormalConfig,
-    capture,
-    capture_declarative,
-    diff,
-    normalise,
-    redact,
-    render_declarative,
-)
+from harness.config import NormalConfig, normalise
+from harness.config_capture import capture, capture_declarative, render_declarative
+from harness.config_diff import AllowRule, ConfigDiff, diff
+from harness.config_redact import redact
 from harness.errors import (
     AdminAPIError,
     AnswerTooLarge,

@@ -334,7 +334,7 @@ class AdminClient(_AdminReads):
 
         Accepts nested and flat files; foreign keys by name or id. Returns counts per kind.
         """
-        from harness.config import NESTED_CHILDREN
+        from harness.config_rules import NESTED_CHILDREN
 
         ids: dict[str, dict[str, str]] = {}
         counts: dict[str, int] = {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-from harness.config import fingerprint as config_fingerprint
+from harness.config_redact import fingerprint as config_fingerprint
 
 Auth = Literal["none", "good", "missing", "invalid"]
 

@@ -75,7 +75,8 @@ from typing import Literal
 import yaml
 
 from harness.compat import Version
-from harness.config import NormalConfig, normalise, render_declarative
+from harness.config import NormalConfig, normalise
+from harness.config_capture import render_declarative
 from harness.deck_merge import read_state
 from harness.deck_rules import CHILDREN, STATE_FILE_SUFFIXES, DeckState
 from harness.errors import ConfigError, HarnessError

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from harness.config import render_declarative
+from harness.config_capture import render_declarative
 from harness.deck_rules import (
     CHILDREN,
     DEFAULT_FORMAT_VERSION,

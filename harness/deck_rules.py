@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import SECRET_KEY_PARTS, SECRET_KEYS, fingerprint
+from harness.config_redact import fingerprint
+from harness.config_rules import SECRET_KEY_PARTS, SECRET_KEYS
 from harness.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------------

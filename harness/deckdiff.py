@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.config import Change, ConfigDiff
+    from harness.config_diff import Change, ConfigDiff
 
 _ENTITY = re.compile(r"^(?P<kind>[a-z_]+)\[(?P<key>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\](?P<rest>.*)$")
 _SINGULAR = {"services": "service", "routes": "route", "consumers": "consumer", "plugins": "plugin",
@@ -60,7 +60,8 @@ def split_path(path: str) -> tuple[str, str, str]:
 
 
 def _show(value: object) -> str:
-    from harness.config import _ABSENT, redact
+    from harness.config_diff import ABSENT as _ABSENT
+    from harness.config_redact import redact
 
     if value is _ABSENT:
         return "(absent)"

@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 
 from harness.compat import RULE_IDS
-from harness.config import AllowRule
+from harness.config_diff import AllowRule
 from harness.errors import PlanError
 from harness.plan_fields import (
     ConfigFormat,

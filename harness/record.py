@@ -33,7 +33,7 @@ from harness.summary import (
 
 if TYPE_CHECKING:
     from harness.compat import Finding as RuleFinding
-    from harness.config import ConfigDiff
+    from harness.config_diff import ConfigDiff
 
 HEADLINE_MAX = 200
 MESSAGE_MAX = 4000

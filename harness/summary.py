@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
-    from harness.config import ConfigDiff
+    from harness.config_diff import ConfigDiff
 
 # "not-judged": the harness could not judge (a node or the splitter did not start, an inconclusive
 # step, a deliberate pause); "interrupted": the run stopped before its checks had all run

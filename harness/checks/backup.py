@@ -14,7 +14,10 @@ from pathlib import Path
 import yaml
 
 from harness.admin import AdminClient, ReadOnlyAdmin
-from harness.config import ConfigDiff, capture_declarative, diff, normalise, redact
+from harness.config import normalise
+from harness.config_capture import capture_declarative
+from harness.config_diff import ConfigDiff, diff
+from harness.config_redact import redact
 from harness.errors import ConfigError, HarnessError
 from harness.run.clusters import Clusters, sizing_env
 

@@ -15,7 +15,9 @@ import httpx
 
 from harness.admin import AdminClient
 from harness.behaviour import key_auth_401
-from harness.config import AllowRule, ConfigDiff, capture_declarative, diff, normalise
+from harness.config import normalise
+from harness.config_capture import capture_declarative
+from harness.config_diff import AllowRule, ConfigDiff, diff
 from harness.corpus import SEED, Corpus, CorpusRequest, Coverage
 from harness.deck import DeckState, entities, origins
 from harness.differential import Difference, Observation, Target, compare_nodes, observe

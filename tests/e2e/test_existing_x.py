@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from harness.config import render_declarative
+from harness.config_capture import render_declarative
 from harness.ledger import STAGES
 from harness.nodes import NodeRequest, get_provider
 from harness.nodes.base import Node

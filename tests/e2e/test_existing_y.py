@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from harness.certs import make_cluster_cert
-from harness.config import render_declarative
+from harness.config_capture import render_declarative
 from harness.ledger import STAGES
 from harness.model import Node
 from harness.nodes import NodeRequest, get_provider

@@ -402,7 +402,7 @@ def test_nginx_413_over_the_admin_body_limit_names_the_setting() -> None:
 
 
 def test_capture_reports_listing_progress_per_kind_and_reads_root_once() -> None:
-    from harness.config import capture
+    from harness.config_capture import capture
 
     root = {**ROOT_38, "configuration": {"database": "postgres", "role": "control_plane"}}
     empty: dict[str, object] = {"data": [], "next": None}

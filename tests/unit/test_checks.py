@@ -18,7 +18,7 @@ from harness.checks.considerations import Review, breaking_changes
 from harness.checks.preflight import x_config_hashes
 from harness.checks.staging import DifferentialReport
 from harness.compat import Finding
-from harness.config import render_declarative
+from harness.config_capture import render_declarative
 from harness.errors import HarnessError
 from harness.plan import Plan, load_plan
 from harness.plan_sections import AcceptedFinding

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from harness.compat import RULES, Version, check_upgrade, explain, hybrid_compatible
-from harness.config import render_declarative
+from harness.config_capture import render_declarative
 from harness.errors import HarnessError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "plans" / "configs"

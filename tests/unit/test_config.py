@@ -1,4 +1,5 @@
-"""harness.config: normal form, parity diff, allow-list, redaction, templates."""
+"""harness.config and its neighbours (config_entry, config_rules, config_redact, config_capture, config_diff):
+normal form, parity diff, allow-list, redaction, templates."""
 
 from __future__ import annotations
 
@@ -15,15 +16,10 @@ import pytest
 import yaml
 
 from harness.admin import AdminClient
-from harness.config import (
-    AllowRule,
-    capture,
-    capture_declarative,
-    diff,
-    normalise,
-    redact,
-    render_declarative,
-)
+from harness.config import normalise
+from harness.config_capture import capture, capture_declarative, render_declarative
+from harness.config_diff import AllowRule, diff
+from harness.config_redact import redact
 from harness.errors import ConfigError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "plans" / "configs" / "sample.yaml"
@@ -388,7 +384,7 @@ PAIR_DIGEST = "27865c5c9a5ed9b597e29bf774727debb8a6d25eb4afe9f7b5073185b3c063ef"
     ({1: "int key", "a": 1}, {1: "int key", "a": 2}),
 ])
 def test_entity_changes_are_what_deepdiff_reports(before: dict[Any, Any], after: dict[Any, Any]) -> None:
-    from harness.config import _deepdiff_changes, _entity_changes
+    from harness.config_diff import _deepdiff_changes, _entity_changes
 
     def shown(changes: list[Any]) -> list[str]:
         return [f"{c.path} {c.before!r} {c.after!r}" for c in changes]
@@ -398,10 +394,11 @@ def test_entity_changes_are_what_deepdiff_reports(before: dict[Any, Any], after:
 
 def test_fields_read_for_keys_and_references_are_not_secret() -> None:
     """The natural key and the reference index read the normal body (secrets there are redacted)."""
-    from harness.config import _KEY_FIELDS, _is_secret_key
+    from harness.config_redact import is_secret_key
+    from harness.config_rules import KEY_FIELDS
 
-    fields = {"name", "username", "custom_id", *(f for fs in _KEY_FIELDS.values() for f in fs)}
-    assert not [f for f in fields if _is_secret_key(f)]
+    fields = {"name", "username", "custom_id", *(f for fs in KEY_FIELDS.values() for f in fs)}
+    assert not [f for f in fields if is_secret_key(f)]
 
 
 def test_normalise_restores_the_collector_and_leaves_frozen_objects_alone() -> None:

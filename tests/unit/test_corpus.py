@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.config import render_declarative
+from harness.config_capture import render_declarative
 from harness.corpus import (
     PROBE_HOST,
     Corpus,

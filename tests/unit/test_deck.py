@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.config import diff, normalise, render_declarative
+from harness.config import normalise
+from harness.config_capture import render_declarative
+from harness.config_diff import diff
 from harness.deck import (
     DeckState,
     entities,

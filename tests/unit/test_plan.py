@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import AllowRule
+from harness.config_diff import AllowRule
 from harness.errors import PlanError
 from harness.plan import Plan, load_plan, parse_plan
 

@@ -191,7 +191,8 @@ def test_headlines_are_cut_between_sentences_under_200_characters() -> None:
 
 
 def test_config_drift_and_parity_read_as_deck_diffs(tmp_path: Path) -> None:
-    from harness.config import diff, normalise
+    from harness.config import normalise
+    from harness.config_diff import diff
     from harness.summary import ParitySummary
 
     before = {"_format_version": "3.0", "services": [

@@ -84,7 +84,7 @@ def test_summary_is_frozen_and_hashable() -> None:
 
 
 def test_deck_lines_name_entities_in_words_and_always_end_with_the_summary() -> None:
-    from harness.config import Change, ConfigDiff
+    from harness.config_diff import Change, ConfigDiff
     from harness.deckdiff import deck_lines, split_path
 
     assert split_path("plugins['key-auth@route:orders'].config.key_names") == (
