@@ -70,6 +70,10 @@ class Redactor:
         self.secrets: tuple[str, ...] = tuple(values)
         forms = sorted({f for s in values for f in _forms(s)}, key=len, reverse=True)
         self._forms = tuple(forms)
+        self._secret_of: dict[str, set[str]] = {}   # each spelling -> the secret(s) it spells
+        for s in values:
+            for f in _forms(s):
+                self._secret_of.setdefault(f, set()).add(s)
         self._text = re.compile("|".join(re.escape(f) for f in forms)) if forms else None
         self._bytes = (
             re.compile(b"|".join(re.escape(f.encode()) for f in forms)) if forms else None
@@ -114,16 +118,19 @@ class Redactor:
         return self.text(json.dumps(self.obj(value), indent=indent, default=str, sort_keys=sort_keys))
 
     def contains(self, data: str | bytes) -> list[str]:
-        """The secrets found in ``data`` (any spelling); empty when clean."""
-        found = []
-        for secret in self.secrets:
-            forms = _forms(secret)
-            if isinstance(data, bytes):
-                if any(f.encode() in data for f in forms):
-                    found.append(secret)
-            elif any(f in data for f in forms):
-                found.append(secret)
-        return found
+        """The secrets found in ``data`` (any spelling); empty when clean.
+
+        One pass of the compiled alternation over ``data`` (not one substring search per secret and
+        spelling: with 10,000 consumer keys that was 100,000 passes over every file of a run folder)."""
+        found: set[str] = set()
+        if isinstance(data, bytes):
+            if self._bytes is not None:
+                for match in {m.group() for m in self._bytes.finditer(data)}:
+                    found |= self._secret_of.get(match.decode("utf-8", "replace"), set())
+        elif self._text is not None:
+            for match in {m.group() for m in self._text.finditer(data)}:
+                found |= self._secret_of.get(match, set())
+        return [s for s in self.secrets if s in found]
 
 
 
