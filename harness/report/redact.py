@@ -125,11 +125,11 @@ class Redactor:
         found: set[str] = set()
         if isinstance(data, bytes):
             if self._bytes is not None:
-                for match in {m.group() for m in self._bytes.finditer(data)}:
-                    found |= self._secret_of.get(match.decode("utf-8", "replace"), set())
+                for raw in {m.group() for m in self._bytes.finditer(data)}:
+                    found |= self._secret_of.get(raw.decode("utf-8", "replace"), set())
         elif self._text is not None:
-            for match in {m.group() for m in self._text.finditer(data)}:
-                found |= self._secret_of.get(match, set())
+            for text in {m.group() for m in self._text.finditer(data)}:
+                found |= self._secret_of.get(text, set())
         return [s for s in self.secrets if s in found]
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.checks.backup import Backup, load_backup
+from harness.checks.backup import BACKUP_FILE, Backup, load_backup
 from harness.corpus import Corpus, build_corpus
 from harness.errors import HarnessError
 from harness.ledger import STAGES
@@ -216,7 +216,7 @@ class RunContext:
         if index <= STAGES.index("backup"):
             return
         self.set_backup(load_backup(self.work_dir))
-        self.log(f"resuming at {first_stage}: X's backup read from {self.work_dir / 'backup.yaml'}")
+        self.log(f"resuming at {first_stage}: X's backup read from {self.work_dir / BACKUP_FILE}")
         if index <= STAGES.index("deploy"):
             return
         backup = self.require_backup()

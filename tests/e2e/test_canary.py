@@ -52,8 +52,8 @@ def test_no_canary_reaches_the_run_folder_the_work_folder_or_the_terminal(tmp_pa
             assert form not in output, f"{canary} reached the terminal"
     assert find_secrets(run_dir, canaries) == []
     work = tmp_path / "work"
-    backups = [p for p in work.rglob("backup.yaml")]
+    backups = [p for p in work.rglob("backup.json")]
     assert backups and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in backups)
-    leaks = [hit for hit in find_secrets(work, canaries) if hit.path.name != "backup.yaml"]
+    leaks = [hit for hit in find_secrets(work, canaries) if hit.path.name != "backup.json"]
     assert leaks == [], [str(h) for h in leaks]
     assert KEY in backups[0].read_text(), "the restorable backup keeps the key (that is what it is for)"
