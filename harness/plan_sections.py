@@ -194,6 +194,10 @@ class DifferentialPlan(Section):
 
     budget: Annotated[int, Field(ge=1, le=1_000_000), Expect("requests per node")] = 5000
     concurrency: Annotated[int, Field(ge=1, le=64), Expect("requests in flight at once")] = 8
+    smoke_budget: Annotated[int, Field(ge=1, le=1_000_000), Expect(
+        "requests per node of the scale stage's smoke (each new Y node against the first); a sample that still "
+        "covers every kind of route, as staging's differential already compared Y with X on the full budget")
+    ] = 1000
 
 
 class AdminPlan(Section):

@@ -17,8 +17,9 @@ def smoke(clients: Clients, corpus: Corpus, reference: Node, nodes: Sequence[Nod
           deadline_seconds: float | None = None) -> list[str]:
     """Each new node ready, with the reference node's config hash, answering the corpus as it does.
 
-    The requests are staging's sample (the same budget and seed, so the same requests), each sent to the
-    reference once and to every ready node, ``settings.concurrency`` in flight under one deadline.
+    The requests are a sample of ``settings.smoke_budget`` (the same seed; every kind of route still
+    covered: staging's differential already held Y to X on the full budget), each sent to the reference
+    once and to every ready node, ``settings.concurrency`` in flight under one deadline.
     """
     settings = settings or DifferentialPlan()
     problems: list[str] = []
@@ -35,7 +36,7 @@ def smoke(clients: Clients, corpus: Corpus, reference: Node, nodes: Sequence[Nod
             problems.append(f"config drift: {node} carries hash {h}, {reference} carries {ref_hash}")
     if not ready:
         return problems
-    chosen = sample_corpus(corpus, settings.budget, seed=seed)
+    chosen = sample_corpus(corpus, min(settings.smoke_budget, settings.budget), seed=seed)
     result = compare_nodes(chosen.requests, Target.of(reference), [Target.of(n) for n in ready],
                            secrets=corpus.secrets, concurrency=settings.concurrency,
                            deadline_seconds=deadline_seconds, what="scale smoke (each new Y node vs the first)")

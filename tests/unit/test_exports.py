@@ -97,3 +97,20 @@ def test_suites_use_the_package_import() -> None:
     # every suite reaches the library through `from harness import ...`, none through a side door
     users = [p.name for p in SUITES if any(m == "harness" for _, m, _ in imports(p))]
     assert len(users) == len(SUITES)
+
+
+def test_every_exported_name_has_one_owner_module() -> None:
+    owners = vars(harness)["_OWNER"]
+    assert set(owners) == set(harness.__all__)
+    for name, module in owners.items():
+        assert module.startswith("harness."), name
+
+
+def test_importing_one_module_of_harness_loads_neither_scipy_nor_the_rest() -> None:
+    import subprocess
+
+    code = "import sys, harness.supervisor, harness.model; print(sorted(m for m in ('scipy', 'matplotlib', " \
+           "'harness.checks', 'harness.run.context') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", "the traffic supervisor must start fast: it imports only what it needs"
