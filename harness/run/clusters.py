@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -197,15 +198,33 @@ class Clusters:
         if self.hybrid:
             self.x_cp = self._added(prov.start(self._request("cp-x", "x", "cp", version, plan.x, self.x_provider,
                                                              config=config)))
-            for i in range(1, plan.x.count + 1):
-                self.x_nodes.append(self._added(prov.start(self._request(
-                    f"dp-x{i}", "x", "dp", version, plan.x, self.x_provider, cp=self.x_cp))))
+            requests = [self._request(f"dp-x{i}", "x", "dp", version, plan.x, self.x_provider, cp=self.x_cp)
+                        for i in range(1, plan.x.count + 1)]
         else:
-            for i in range(1, plan.x.count + 1):
-                self.x_nodes.append(self._added(prov.start(self._request(
-                    f"x{i}", "x", "dbless", version, plan.x, self.x_provider, config=config))))
+            requests = [self._request(f"x{i}", "x", "dbless", version, plan.x, self.x_provider, config=config)
+                        for i in range(1, plan.x.count + 1)]
+        self.x_nodes += self._start_x_nodes(prov, requests)
         self.log(f"cluster X: {', '.join(map(str, self.all_x()))} via {self.x_provider}")
         return self.x_nodes
+
+    def _start_x_nodes(self, prov: NodeProvider, requests: list[NodeRequest]) -> list[Node]:
+        """Start X's proxy nodes, at once for processes (each loads a large config on its own), one after
+        another for containers (their provider makes the run's network on the first start). The first failure
+        is raised after every start has ended; the nodes that did start stay owned (close stops them)."""
+        workers = len(requests) if prov.name == "process" else 1
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="kuh-start") as pool:
+            futures = [pool.submit(prov.start, request) for request in requests]
+        started: list[Node] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                started.append(self._added(future.result()))
+            except BaseException as exc:   # keep the others: they are stopped with the provider
+                failure = failure or exc
+        if failure is not None:
+            self.x_nodes += started
+            raise failure
+        return started
 
     # ---- cluster Y ---------------------------------------------------------------------------------
     def deploy_y(self, count: int, config: dict[str, object]) -> list[Node]:
