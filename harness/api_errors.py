@@ -42,7 +42,7 @@ _HINTS: tuple[tuple[Callable[[int, str, int | None], bool], str], ...] = (
      "config with POST /config"),
     (lambda s, m, c: "configured to not use a database" in m,
      "this node uses a database (traditional mode or a CP): read its config by entity listing "
-     "(harness.config.capture does) and load config through entity endpoints"),
+     "(harness.config_capture.capture does) and load config through entity endpoints"),
     (lambda s, m, c: "configured to run as Control Plane" in m,
      "/clustering/* exists only on a control plane (role = control_plane); ask the CP, not a DP"),
     (lambda s, m, c: c == 14,

@@ -4,7 +4,7 @@
 ``deck gateway sync a.yaml b.yaml`` (or ``deck sync -s a.yaml -s b.yaml``, or a folder) does;
 ``to_declarative(state)`` is the Kong declarative config (the DB-less ``POST /config`` format) for the X
 version; ``entities(state)`` is its normal form (:class:`harness.config.NormalConfig`: kind -> natural
-key -> fields), which :func:`harness.config.diff` compares with a live node's capture.
+key -> fields), which :func:`harness.config_diff.diff` compares with a live node's capture.
 
 decK's rules, and where each comes from (Kong/go-database-reconciler is where decK's file code moved;
 ``GDR`` below is ``Kong/go-database-reconciler @ v1.40.3``, ``DECK`` is ``Kong/deck @ v1.65.1``):
@@ -100,7 +100,7 @@ def load_deck(path: str | Path, *, upstream_url: str | None = None,
     """Read one decK state file or a folder of them and merge them as ``deck gateway sync`` does.
 
     ``upstream_url`` fills the harness's ``${UPSTREAM_URL}`` placeholder (see
-    :func:`harness.config.render_declarative`); without it the placeholder is kept as written. ``env``
+    :func:`harness.config_capture.render_declarative`); without it the placeholder is kept as written. ``env``
     (default ``os.environ``) answers decK's ``${{ env "DECK_..." }}`` templates.
     """
     source = Path(path)
@@ -187,7 +187,7 @@ def to_declarative_text(state: DeckState, kong_version: str | Version | None = N
 def entities(state: DeckState, kong_version: str | Version | None = None, *,
              upstream_url: str | None = None) -> NormalConfig:
     """The state in normal form (kind -> natural key -> fields), to compare with a live node through
-    :func:`harness.config.diff`, e.g. ``diff(entities(state), capture(y_admin))``.
+    :func:`harness.config_diff.diff`, e.g. ``diff(entities(state), capture(y_admin))``.
 
     ``upstream_url`` fills ``${UPSTREAM_URL}`` when the state was loaded without it.
     """

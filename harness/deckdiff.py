@@ -3,9 +3,9 @@
 decK prints ``creating service orders``, ``updating route health-check`` with the changed fields,
 ``deleting consumer bob``, and ends with ``Summary:`` and the Created / Updated / Deleted counts
 (Kong/deck: cmd/gateway_diff.go, diff/diff.go). Here the same shape is made from a
-:class:`harness.config.ConfigDiff`: ``added`` entities are created, ``removed`` ones deleted, and
+:class:`harness.config_diff.ConfigDiff`: ``added`` entities are created, ``removed`` ones deleted, and
 ``changed`` paths are grouped by the entity they belong to, ``field: old -> new`` each. Values are
-shown redacted (``harness.config.redact``) and cut at 80 characters.
+shown redacted (``harness.config_redact.redact``) and cut at 80 characters.
 """
 
 from __future__ import annotations

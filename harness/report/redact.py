@@ -1,6 +1,6 @@
 """The last line of defence: no secret value reaches a file of the run folder.
 
-``harness.config.redact`` cleans captured configurations; this module cleans everything written to
+``harness.config_redact.redact`` cleans captured configurations; this module cleans everything written to
 the run folder, whatever its origin (attachments, logs, pages), in two ways:
 
 * **by value**: every known secret (consumer keys, admin tokens, plan credentials) is replaced by
