@@ -24,7 +24,7 @@ def test_x_nodes_answer_with_expected_version_and_role(run: RunContext, plan: Pl
 
 
 def test_probe_holds_the_plans_rate(run: RunContext, plan: Plan, ledger: Ledger, stage_figures) -> None:
-    capacity = checks.preflight.probe_capacity(plan.probe.rate)
+    capacity = checks.preflight.probe_capacity(plan.probe.rate, run.work_dir)
     run.log(capacity.line())
     run.use_probe_rate(capacity.rate)
     ledger.set_fact("probe_capacity", {"asked": capacity.asked, "held": round(capacity.held), "rate": capacity.rate})

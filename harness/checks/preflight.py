@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from contextlib import suppress
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +12,11 @@ import httpx
 from harness.compat import Version
 from harness.errors import HarnessError
 from harness.model import ProbeWindow
+from harness.nodes import NodeRequest, get_provider
 from harness.plan import Plan
-from harness.ports import free_port
 from harness.run.clusters import Clusters
-from harness.traffic import Probe, ProbeRequest
-from harness.wait import wait_until
+from harness.run.upstream import start_echo, stop_echo
+from harness.traffic import Backend, Probe, ProbeRequest, Splitter, get_splitter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,33 +103,44 @@ class ProbeCapacity:
         return head + ", within its capacity"
 
 
-def probe_capacity(asked: float, *, seconds: float = 1.0) -> ProbeCapacity:
-    """Send a burst at twice the plan's rate (at least 500 req/s) to a throw-away echo upstream on
-    127.0.0.1 and count what went out on time; when much of it went out late, a second burst at the
-    rate that did go out on time tells what the probe holds (an overloaded probe's first burst
-    understates it: it spends its time on the backlog). The echo runs as its own process, stopped by
-    its pid."""
+def probe_capacity(asked: float, work_dir: Path, *, seconds: float = 1.0) -> ProbeCapacity:
+    """What rate the probe holds on this machine through the chain a rehearsal runs: the probe, HAProxy,
+    a throw-away emulator node (3.8.1) and an echo upstream, each its own process on 127.0.0.1, so the
+    measurement pays what the shift pays (the probe and the gateway sharing the cores), not the probe's
+    cost alone.
+
+    A burst at twice the plan's rate (at least 500 req/s) counts what went out on time and was
+    answered; when much of it went out late or failed, a second burst at the rate that did tells what
+    holds (an overloaded probe's first burst understates it: it spends its time on the backlog). Every
+    process is stopped by its pid whatever happens."""
     tried = min(20_000.0, max(2 * asked, 500.0))
-    port = free_port()
-    echo = subprocess.Popen([sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    echo = None
+    provider = get_provider("process", run_dir=work_dir / "capacity")
+    folder = Path(tempfile.mkdtemp(prefix="kuh-lb-"))
+    splitter: Splitter | None = None
     try:
-        wait_until(lambda: _status(url), ok=lambda code: code == 200 or echo.poll() is not None,
-                   what="the echo upstream for the probe's capacity", where=url, timeout=15)
-        held = _burst(url, tried, seconds)
+        echo, url = start_echo(work_dir / "capacity")
+        config = (f'_format_version: "3.0"\nservices:\n- name: capacity\n  url: {url}\n'
+                  '  routes:\n  - name: capacity\n    paths: ["/"]\n')
+        node = provider.start(NodeRequest(name="capacity", cluster="x", role="dbless", version="3.8.1",
+                                          run_id=work_dir.name, declarative_config=config))
+        proxy = httpx.URL(node.proxy_url or "")
+        # a splitter needs a backend on each side: the echo stands on Y's, at weight 0 (all traffic on the node)
+        echo_url = httpx.URL(url)
+        backends = [Backend(node.name, "x", proxy.host, proxy.port or 80),
+                    Backend("echo", "y", echo_url.host, echo_url.port or 80)]
+        splitter = get_splitter("haproxy", backends=backends, run_dir=folder)
+        splitter.start()
+        held = _burst(splitter.listen_url, tried, seconds)
         if held < 0.95 * tried:
             tried = max(50.0, 1.1 * held)
-            held = _burst(url, tried, seconds)
+            held = _burst(splitter.listen_url, tried, seconds)
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(echo.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            echo.wait(5)
-        if echo.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(echo.pid, signal.SIGKILL)
-            echo.wait(5)
+        if splitter is not None:
+            splitter.stop()
+        provider.close()
+        stop_echo(echo)
+        shutil.rmtree(folder, ignore_errors=True)
     return ProbeCapacity(asked, tried, held, seconds)
 
 
@@ -143,7 +151,3 @@ def _burst(url: str, rate: float, seconds: float) -> float:
     on_time = sum(1 for r in window.records if r.status is not None and r.lag_ms <= ProbeWindow.LATE_MS)
     return on_time / seconds
 
-
-def _status(url: str) -> int:
-    with httpx.Client(timeout=1) as client:
-        return client.get(url + "/").status_code

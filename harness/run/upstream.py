@@ -33,6 +33,47 @@ def _get_status(url: str) -> int:
         return client.get(url).status_code
 
 
+def start_echo(work_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the emulator's echo upstream on 127.0.0.1 (its own session; log in ``work_dir/echo.log``) and
+    wait until it answers: the process and its URL. Stop it with :func:`stop_echo`."""
+    port = port or free_port()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / "echo.log"
+    with log_path.open("wb") as log:  # the child keeps its own handle
+        echo = subprocess.Popen(
+            [sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: _get_status(url + "/"),
+            ok=lambda code: code == 200 or echo.poll() is not None,
+            what="the echo upstream to answer", where=url, timeout=15,
+            logs=lambda: log_path.read_text(errors="replace"),
+        )
+    except BaseException:
+        stop_echo(echo)
+        raise
+    if echo.poll() is not None:
+        raise NodeStartError(f"the echo upstream exited with code {echo.returncode}", hint=f"see {log_path}")
+    return echo, url
+
+
+def stop_echo(echo: subprocess.Popen[bytes] | None) -> None:
+    """Stop an echo upstream by its process group (its pid). Never raises."""
+    if echo is None or echo.poll() is not None:
+        return
+    with suppress(ProcessLookupError):
+        os.killpg(echo.pid, signal.SIGTERM)
+    try:
+        echo.wait(5)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(echo.pid, signal.SIGKILL)
+        echo.wait(5)
+
+
 class Upstream:
     """The echo upstream (when the plan asks for it) and the config rendered for it."""
 
@@ -57,24 +98,9 @@ class Upstream:
         """Start the echo upstream when the plan asks for it; its URL, or None with ``upstream: none``."""
         if self._plan.config.upstream != "echo" or self.url:
             return self.url
-        port = self.port or free_port()
-        log_path = self._work_dir / "echo.log"
-        with log_path.open("wb") as log:  # the child keeps its own handle
-            self._echo = subprocess.Popen(
-                [sys.executable, "-m", "emulator.echo", "--listen", f"127.0.0.1:{port}"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-            )
-        echo = self._echo
-        url = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: _get_status(url + "/"),
-            ok=lambda code: code == 200 or echo.poll() is not None,
-            what="the echo upstream to answer", where=url, timeout=15,
-            logs=lambda: log_path.read_text(errors="replace"),
-        )
-        if echo.poll() is not None:
-            raise NodeStartError(f"the echo upstream exited with code {echo.returncode}", hint=f"see {log_path}")
-        self.port, self.url = port, url
+        echo, url = start_echo(self._work_dir, self.port)
+        self._echo = echo
+        self.port, self.url = int(url.rsplit(":", 1)[1]), url
         self._log(f"echo upstream: {url} (pid {echo.pid})")
         return url
 
@@ -118,13 +144,4 @@ class Upstream:
     def close(self) -> None:
         """Stop the echo upstream (its process group, by pid). Never raises."""
         echo, self._echo = self._echo, None
-        if echo is None or echo.poll() is not None:
-            return
-        with suppress(ProcessLookupError):
-            os.killpg(echo.pid, signal.SIGTERM)
-        try:
-            echo.wait(5)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(echo.pid, signal.SIGKILL)
-            echo.wait(5)
+        stop_echo(echo)
