@@ -69,7 +69,10 @@ def freeze_hash(hashes: dict[str, str]) -> tuple[str | None, str]:
 
 # ---- what rate the probe can hold on this machine ----------------------------------------------------
 
-CAPACITY_SHARE = 0.8       # the plan's rate is capped at this share of what the probe held
+# the plan's rate is capped at this share of what the probe held. Not the 80 % first tried: the burst
+# drives one gateway node for a second, the shift several nodes and the splitter for minutes on the same
+# cores; at 80 % a CI run (2 cores) saw 78 % probe errors at 100 % Y ("could not judge"), at 50 % none
+CAPACITY_SHARE = 0.5
 
 
 @dataclass(frozen=True)

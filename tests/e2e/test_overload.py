@@ -19,6 +19,6 @@ def test_a_rate_beyond_the_probe_is_capped_and_the_run_passes(tmp_path: Path) ->
     assert run.outcomes() == {stage: "passed" for stage in STAGES}
     capacity = run.ledger["facts"]["probe_capacity"]
     assert capacity["asked"] == 9000 and capacity["rate"] < 9000, capacity
-    assert capacity["rate"] <= 0.8 * capacity["held"] + 1
+    assert capacity["rate"] <= 0.5 * capacity["held"] + 1
     assert "capped at" in run.output and "the plan asks 9,000 req/s" in run.output
     assert run.leftovers() == []
