@@ -18,6 +18,7 @@ saw). No splitter code is needed here, so this core module imports no subpackage
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -49,6 +50,34 @@ def alive(pid: int | None, started: str | None) -> bool:
         return False
     now = start_time(pid)
     return now is not None and (started is None or now == started)
+
+
+def children(pid: int | None) -> dict[int, str]:
+    """``pid``'s child processes and their titles (cmdline), from /proc; empty where there is none."""
+    found: dict[int, str] = {}
+    proc = Path("/proc")
+    if not pid or not proc.is_dir():
+        return found
+    try:
+        pids = (proc / str(pid) / "task" / str(pid) / "children").read_text().split()
+    except OSError:
+        pids = None
+    if pids is None:   # kernels without the children file: scan every process's parent
+        pids = []
+        for entry in proc.iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(entry.name)
+    for child in pids:
+        with contextlib.suppress(OSError):
+            found[int(child)] = (proc / child / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
+def accepting_nginx_workers(master_pid: int | None) -> list[int]:
+    """The master's workers that still take new connections: every one whose title does not say
+    "shutting down" (nginx sets that title just before a retiring worker closes its sockets)."""
+    return sorted(pid for pid, title in children(master_pid).items() if "shutting down" not in title)
 
 
 # ---- the recipes ----------------------------------------------------------------------------------
@@ -130,8 +159,16 @@ class NginxFailsafe:
             conn.close()
 
     def verify(self) -> str | None:
+        # A worker of an earlier config keeps accepting until it starts shutting down, and one the
+        # harness started just before it died may not have heard the master yet: three good answers
+        # prove nothing while such a worker is still up. So first no more accepting workers than the
+        # config asks for, then three fresh connections in a row that answer the failsafe's config.
+        wanted = int(m.group(1)) if (m := re.search(r"^worker_processes\s+(\d+);", self.config_text, re.M)) else 1
+        accepting = accepting_nginx_workers(self.master_pid)
+        if len(accepting) > wanted:
+            return f"{len(accepting)} nginx workers {accepting} still accept connections, {wanted} wanted"
         expected = f"generation={NGINX_FAILSAFE_GENERATION} " + " ".join(f"{n}={w}" for n, w in self.weights)
-        for _ in range(3):  # three fresh connections in a row: no worker with the old config answers
+        for _ in range(3):
             seen = self.read()
             if seen != expected:
                 return seen

@@ -157,7 +157,7 @@ def sweep(
     docker_error: str | None = None
     if docker:
         try:
-            from harness.nodes.docker import sweep_docker
+            from harness.nodes.engine import sweep_docker
 
             containers, networks = sweep_docker(run_id, docker_client_kw=docker_client_kw)
         except Exception as exc:  # no engine, no SDK: say so, keep the process result

@@ -24,7 +24,7 @@ waiting as soon as the container exits. A node that does not become ready raises
 ``state(node)`` says whether a started node's container still runs, or its exit code and last lines.
 
 The declarative config and the cluster certificate are copied into the container (``/tmp/kuh-*``).
-Containers are labelled ``kuh.run=<run id>`` and ``kuh.node=<name>``; :func:`sweep_docker` removes what
+Containers are labelled ``kuh.run=<run id>`` and ``kuh.node=<name>``; ``engine.sweep_docker`` removes what
 a crashed run left (databases and migration containers included). A remote engine (``DOCKER_HOST``,
 ``bind_host``, ``TC_HOST``) works for the emulator image; host networking needs the harness on the
 engine's machine.
@@ -64,6 +64,7 @@ from harness.errors import NodeError, NodeStartError  # noqa: E402
 from harness.model import Node, NodeState  # noqa: E402
 from harness.nodes.base import NodeRequest  # noqa: E402
 from harness.nodes.container_state import KongReadyWait  # noqa: E402
+from harness.nodes.engine import NODE_LABEL, RUN_LABEL, engine_client  # noqa: E402
 from harness.nodes.postgres import Database, database_for_cp, stop_database  # noqa: E402
 from harness.nodes.process import ADDRESS_IN_USE, check_request, fault_settings, hybrid_settings  # noqa: E402
 from harness.nodes.spec import NodeSpec, parse_spec, ready_check  # noqa: E402
@@ -76,8 +77,6 @@ if _tc_config.connection_mode_override is None:
 if _tc_config.tc_host_override is None and os.environ.get("TC_HOST"):
     _tc_config.tc_host_override = os.environ["TC_HOST"]
 
-RUN_LABEL = "kuh.run"
-NODE_LABEL = "kuh.node"
 PORTS = {"proxy": 8000, "admin": 8001, "status": 8100, "cluster": 8005}
 CONFIG_PATH = "/tmp/kuh-kong.yaml"
 CERT_PATH = "/tmp/kuh-cluster.crt"
@@ -260,7 +259,7 @@ class DockerProvider:
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(**self._client_kw)
+                self._client = engine_client(self._client_kw)
                 self._client.ping()
             except Exception as exc:
                 self._client = None
@@ -475,26 +474,3 @@ class DockerProvider:
         raw = container.get_wrapped_container().logs(tail=tail)
         return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
-
-def sweep_docker(
-    run_id: str, *, docker_client_kw: Mapping[str, object] | None = None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Remove the containers and networks labelled ``kuh.run=<run_id>``; return their names.
-
-    That includes the PostgreSQL and ``kong migrations`` containers of Kong-image control planes."""
-    client = docker.from_env(**(docker_client_kw or {}))
-    try:
-        label = {"label": f"{RUN_LABEL}={run_id}"}
-        containers: list[str] = []
-        for container in client.containers.list(all=True, filters=label):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
-                containers.append(container.name)
-        networks: list[str] = []
-        for network in client.networks.list(filters=label):
-            with contextlib.suppress(docker.errors.NotFound):
-                network.remove()
-                networks.append(network.name)
-        return tuple(containers), tuple(networks)
-    finally:
-        client.close()

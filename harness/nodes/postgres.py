@@ -28,11 +28,10 @@ import docker.errors
 from docker.models.containers import Container
 
 from harness.errors import NodeStartError
+from harness.nodes.engine import NODE_LABEL, RUN_LABEL
 from harness.ports import LOOPBACK, free_port
 from harness.registry import POSTGRES_IMAGE
 
-RUN_LABEL = "kuh.run"
-NODE_LABEL = "kuh.node"
 ADDRESS_IN_USE = ("address already in use", "could not create any tcp/ip sockets")
 PROTOCOL_3 = 196608  # PostgreSQL frontend/backend protocol 3.0
 

@@ -34,9 +34,9 @@ Log = Callable[[str], None]
 def docker_available(image: str = EMULATOR_IMAGE) -> tuple[bool, str]:
     """Whether the docker provider can run here, and why (said in the run output)."""
     try:
-        import docker
+        from harness.nodes.engine import engine_client
 
-        client = docker.from_env(timeout=5)
+        client = engine_client({"timeout": 5})
         try:
             client.ping()
             client.images.get(image)

@@ -22,7 +22,6 @@ millisecond resolution). The status location is not logged.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import signal
@@ -32,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import TrafficError
+from harness.failsafe import children
 from harness.traffic.base import (
     HEADER_PIN,
     HEADER_SIDE,
@@ -287,31 +287,7 @@ class NginxSplitter(ProcessSplitter):
 
     def _workers(self) -> dict[int, str]:
         """The master's child processes and their titles, from /proc (empty where there is none)."""
-        master = self.pid
-        found: dict[int, str] = {}
-        proc = Path("/proc")
-        if master is None or not proc.is_dir():
-            return found
-        children = proc / str(master) / "task" / str(master) / "children"
-        try:
-            pids = children.read_text().split()
-        except OSError:
-            pids = None
-        if pids is not None:
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    found[int(pid)] = (proc / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            return found
-        for entry in proc.iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if ppid == master:
-                    found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except (OSError, ValueError, IndexError):
-                continue
-        return found
+        return children(self.pid)
 
     def _wait_old_workers(self, old: set[int], timeout: float, log_size: int | None = None) -> None:
         """Wait until no worker from before the reload still accepts connections.

@@ -281,3 +281,59 @@ def test_the_sweep_removes_dead_runs_only(tmp_path: Path) -> None:
         if balancer.poll() is None:
             balancer.kill()
             balancer.wait(5)
+
+
+def _master_with_workers(*titles: str) -> subprocess.Popen[bytes]:
+    """A stand-in nginx master: a shell whose children carry nginx worker titles (argv[0])."""
+    script = " ".join(f"exec -a '{title}' sleep 60 &" for title in titles) + " wait"
+    master = subprocess.Popen(["bash", "-c", script])
+    deadline = time.monotonic() + 5
+    from harness.failsafe import children
+    while len(children(master.pid)) < len(titles) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return master
+
+
+@pytest.mark.parametrize(("titles", "verified"), [
+    # the failsafe's worker answers right, but a worker of the config the dead harness loaded has not
+    # heard the master yet: a fresh connection may still reach it (CI met exactly this)
+    (("nginx: worker process", "nginx: worker process"), False),
+    (("nginx: worker process", "nginx: worker process is shutting down"), True),
+])
+def test_the_nginx_failsafe_is_verified_only_once_no_old_worker_still_accepts(
+        titles: tuple[str, ...], verified: bool) -> None:
+    import http.server
+    import threading
+
+    from harness.failsafe import NGINX_FAILSAFE_GENERATION
+    answer = f"generation={NGINX_FAILSAFE_GENERATION} x1=256 y1=0".encode()
+
+    class Split(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Split)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    master = _master_with_workers(*titles)
+    try:
+        recipe = NginxFailsafe("/unused", "worker_processes 1;\n", master.pid, None, "127.0.0.1",
+                               server.server_address[1], "/__kuh/split", (("x1", 256), ("y1", 0)))
+        seen = recipe.verify()
+        if verified:
+            assert seen is None
+        else:
+            assert seen is not None and "2 nginx workers" in seen and "still accept" in seen, seen
+    finally:
+        from harness.failsafe import children
+        for pid in children(master.pid):   # the stand-in workers, by id, then their master
+            os.kill(pid, signal.SIGKILL)
+        master.kill()
+        master.wait()
+        server.shutdown()
+        server.server_close()
