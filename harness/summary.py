@@ -12,15 +12,18 @@ datetimes. ``None`` means "no figure" (e.g. no request reached X at 100 % Y).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
     from harness.config_diff import ConfigDiff
 
 # "not-judged": the harness could not judge (a node or the splitter did not start, an inconclusive
@@ -98,7 +101,7 @@ class Threshold:
 class StepResult:
     """One traffic step: the weight asked for, what was measured on X and Y, and the gate's word."""
 
-    weight_y: float
+    weight_y: int          # the plan's step, a whole percentage
     requests: int
     share_y: float
     errors_x: int
@@ -240,43 +243,22 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> RunSummary:
-        # the shape is the document's, not checked here: a missing or mistyped field raises below (KeyError,
-        # TypeError, ValueError from the records' own checks) and is reported as a HarnessError
-        doc = cast(_SummaryDoc, data)
+        """The summary a ``to_dict`` wrote. The record classes are the schema: pydantic reads the
+        document against them (lists become tuples, ISO times datetimes) and each record's own
+        ``__post_init__`` checks still run; anything missing or mistyped is named in the error."""
+        from pydantic import ValidationError
+
         try:
-            parity = doc.get("parity")
-            drift = doc.get("drift")
-            rollback = doc.get("rollback")
-            return cls(
-                plan_name=doc["plan_name"],
-                plan_path=doc["plan_path"],
-                mode=doc["mode"],
-                verdict=doc["verdict"],
-                started=_parse_time(doc["started"]),
-                finished=_parse_time(doc["finished"]),
-                git_commit=doc["git_commit"],
-                x_version=doc["x_version"],
-                y_version=doc["y_version"],
-                splitter=doc["splitter"],
-                nodes=tuple(NodeInfo(**n) for n in doc.get("nodes", ())),
-                stages=tuple(StageResult(**s) for s in doc.get("stages", ())),
-                steps=tuple(_step(s) for s in doc.get("steps", ())),
-                parity=None if parity is None else _parity(parity),
-                findings=tuple(_finding(f) for f in doc.get("findings", ())),
-                rollback=None if rollback is None else Rollback(**rollback),
-                failing_stage=doc.get("failing_stage"),
-                headline=doc.get("headline", ""),
-                resume_command=doc.get("resume_command", ""),
-                next_step=doc.get("next_step", ""),
-                drift=None if drift is None else _parity(drift),
-                run_dir=doc.get("run_dir", ""),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:   # AttributeError: a record not an object
+            return _reader().validate_python(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the document"
+            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
             raise HarnessError(
-                f"run summary cannot be read: {type(exc).__name__}: {exc}",
+                f"run summary cannot be read: {where}: {first['msg']}{more}",
                 hint="the file was written by another version or edited by hand; re-run the plan "
                 "or fix the field named above",
-            ) from exc
+            ) from None
 
     @classmethod
     def from_json(cls, text: str) -> RunSummary:
@@ -294,135 +276,12 @@ class RunSummary:
         return cls.from_dict(data)
 
 
-# summary.json as RunSummary.to_dict writes it (schema 1): the records' fields, times as ISO text ------------
+@functools.cache
+def _reader() -> TypeAdapter[RunSummary]:
+    from pydantic import TypeAdapter
 
-
-class _NodeDoc(TypedDict):
-    name: str
-    spec: str
-    cluster: str
-    role: str
-    version: str
-    provider: NotRequired[str]
-    state: NotRequired[str]
-
-
-class _StageDoc(TypedDict):
-    name: str
-    outcome: str
-    duration_s: NotRequired[float]
-    key_figure: NotRequired[str]
-    message: NotRequired[str]
-    cause: NotRequired[str]
-
-
-class _ThresholdDoc(TypedDict):
-    name: str
-    observed: str
-    limit: str
-    outcome: str
-    explanation: NotRequired[str]
-
-
-class _StepFields(TypedDict):
-    weight_y: float
-    requests: int
-    share_y: float
-    errors_x: int
-    errors_y: int
-    error_rate_x: float | None
-    error_rate_y: float | None
-    p50_x: float | None
-    p50_y: float | None
-    p99_x: float | None
-    p99_y: float | None
-    outcome: str
-    reason: NotRequired[str]
-
-
-class _StepDoc(_StepFields):
-    thresholds: NotRequired[list[_ThresholdDoc]]
-
-
-class _ParityFields(TypedDict, total=False):
-    added: int
-    removed: int
-    changed: int
-    allowed: int
-    title: str
-
-
-class _ParityDoc(_ParityFields, total=False):
-    lines: list[str]
-
-
-class _FindingFields(TypedDict):
-    id: str
-    severity: str
-    title: str
-    advice: NotRequired[str]
-    introduced_in: NotRequired[str]
-    accepted: NotRequired[str]
-
-
-class _FindingDoc(_FindingFields):
-    entities: NotRequired[list[str]]
-
-
-class _RollbackDoc(TypedDict):
-    reason: str
-    seconds_to_proof: float
-    requests_after: int
-    y_hits_after: int
-
-
-class _SummaryDoc(TypedDict):
-    plan_name: str
-    plan_path: str
-    mode: str
-    verdict: str
-    started: str
-    finished: str
-    git_commit: str
-    x_version: str
-    y_version: str
-    splitter: str
-    nodes: NotRequired[list[_NodeDoc]]
-    stages: NotRequired[list[_StageDoc]]
-    steps: NotRequired[list[_StepDoc]]
-    parity: NotRequired[_ParityDoc | None]
-    findings: NotRequired[list[_FindingDoc]]
-    rollback: NotRequired[_RollbackDoc | None]
-    failing_stage: NotRequired[str | None]
-    headline: NotRequired[str]
-    resume_command: NotRequired[str]
-    next_step: NotRequired[str]
-    drift: NotRequired[_ParityDoc | None]
-    run_dir: NotRequired[str]
-
-
-# JSON has lists where the records hold tuples: each list field is taken out and handed over as a tuple
-def _step(doc: _StepDoc) -> StepResult:
-    fields = cast(_StepFields, {k: v for k, v in doc.items() if k != "thresholds"})
-    return StepResult(**fields, thresholds=tuple(Threshold(**t) for t in doc.get("thresholds", ())))
-
-
-def _parity(doc: _ParityDoc) -> ParitySummary:
-    fields = cast(_ParityFields, {k: v for k, v in doc.items() if k != "lines"})
-    return ParitySummary(**fields, lines=tuple(doc.get("lines", ())))
-
-
-def _finding(doc: _FindingDoc) -> Finding:
-    fields = cast(_FindingFields, {k: v for k, v in doc.items() if k != "entities"})
-    return Finding(**fields, entities=tuple(doc.get("entities", ())))
+    return TypeAdapter(RunSummary)
 
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"time {text!r} has no zone; expected UTC (ending in Z)")
-    return value.astimezone(UTC)

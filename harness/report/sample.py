@@ -27,7 +27,7 @@ STAGE_NAMES = (
 )
 
 
-def _step(weight: float, requests: int, *, err_y: int = 0, p50_y: float = 3.1, p99_y: float = 11.0,
+def _step(weight: int, requests: int, *, err_y: int = 0, p50_y: float = 3.1, p99_y: float = 11.0,
           outcome: str = "pass", reason: str = "") -> StepResult:
     share_y = weight / 100
     to_y = round(requests * share_y)

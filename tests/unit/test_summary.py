@@ -109,3 +109,14 @@ def test_deck_lines_name_entities_in_words_and_always_end_with_the_summary() -> 
     assert deck_lines(ConfigDiff()) == ("Summary: Created 0 Updated 0 Deleted 0",)
     many = ConfigDiff(added=tuple(Change("added", f"services['s{i}']", None, {}) for i in range(5)))
     assert deck_lines(many, limit=2)[-2] == "... and 3 more entities (the full diff is in evidence/)"
+
+
+def test_a_mistyped_nested_field_is_named_with_its_path() -> None:
+    data = json.loads(sample_summary().to_json())
+    data["steps"][1]["requests"] = "many"
+    with pytest.raises(HarnessError, match=r"steps\.1\.requests: Input should be a valid integer"):
+        RunSummary.from_dict(data)
+    data = json.loads(sample_summary().to_json())
+    data["stages"][0]["outcome"] = "great"   # the record's own check still runs
+    with pytest.raises(HarnessError, match="outcome is 'great'"):
+        RunSummary.from_dict(data)
