@@ -157,28 +157,37 @@ class AlphaSplit:
     def describe(self) -> str:
         steps = sorted({u[0] for u in self.units})
         sources = sorted({u[1] for u in self.units})
+        retakes = len({u[2].split("_")[1] for u in self.units if u[2].startswith("retake_")})
+        spare = f", {retakes} spare window(s) for a retake" if retakes else ""
         return (f"alpha {self.alpha:g} over the whole run, split evenly (Bonferroni) over {len(self.units)} tests "
-                f"({len(steps)} steps x {len(sources)} source(s) {', '.join(sources)}, tests per step as run): "
+                f"({len(steps)} steps x {len(sources)} source(s) {', '.join(sources)}, tests per step as run{spare}): "
                 f"{self.per_test:.3g} each; every test is anytime-valid, so looks every 250 ms and hold "
                 "extensions cost nothing more")
 
 
 def split_alpha(alpha: float, *, steps: Iterable[int], sources: Sequence[str] = ("probe",),
-                fixed_checks_per_step: int = 0) -> AlphaSplit:
+                fixed_checks_per_step: int = 0, retakes: int = 0) -> AlphaSplit:
     """Split a plan's ``alpha`` over steps x sources x tests (see the module docstring).
 
     ``fixed_checks_per_step``: fixed-window checks per step and source that can also fail the step
     (e.g. 6 when ``harness.gates.judge`` runs at the end of each hold with its rates, p99s and
-    comparisons); they take a share like any other test.
+    comparisons); they take a share like any other test. ``retakes``: windows the run may measure
+    again when the harness could not measure one; each is reserved as a step with the most tests
+    (the lowest step), so a retaken window spends alpha that was set aside, not extra.
     """
     if not 0 < alpha < 1:
         raise HarnessError(f"alpha={alpha} is invalid; expected 0 < alpha < 1",
                            hint="set gates.alpha to the false-alarm probability the whole run may have, e.g. 0.01")
-    units = tuple(
-        (w, source, test)
-        for w in steps for source in sources
-        for test in (*step_tests(w), *(f"fixed_{i + 1}" for i in range(fixed_checks_per_step)))
-    )
+    steps = tuple(steps)
+
+    def tests(w: int) -> tuple[str, ...]:
+        return (*step_tests(w), *(f"fixed_{i + 1}" for i in range(fixed_checks_per_step)))
+
+    units = tuple((w, source, test) for w in steps for source in sources for test in tests(w))
+    if steps and retakes:
+        low = min(steps)
+        units += tuple((low, source, f"retake_{k + 1}_{test}")
+                       for k in range(retakes) for source in sources for test in tests(low))
     if not units:
         raise HarnessError("no steps or no sources to split alpha over",
                            hint="pass the plan's traffic.steps and gates sources")
