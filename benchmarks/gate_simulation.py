@@ -11,7 +11,9 @@ rate and 10 ms of latency shift (below the plan default of 25 ms, so that +20 ms
 find), absolute error limit 1 %, min 50 samples a side.
 
 * sequential: :mod:`harness.sequential`'s own likelihood-ratio functions, vectorised over runs, with
-  alpha split over the run's 7 tests (:func:`harness.sequential.split_alpha`); the CI size also feeds
+  alpha split as the product splits it (:func:`harness.checks.shift.alpha_split`: 7 sequential tests,
+  a reserved retake, and the fixed-window checks' share), each sequential test at its
+  ``per_sequential`` alpha; the CI size also feeds
   a few runs through :class:`harness.sequential.SequentialState` and checks it decides at the same look;
 * naive peeking: Fisher's exact test (and the 0.5-point practical limit) on the step's counts so far
   at every look, at the same per-test alpha: what "just look more often" gives;
@@ -38,6 +40,7 @@ from harness.sequential import (
     ERROR_ODDS_GRID,
     LATENCY_ODDS_GRID,
     LIMIT_RATE_MULTIPLES,
+    AlphaSplit,
     Batch,
     SequentialConfig,
     SequentialState,
@@ -219,9 +222,16 @@ def crosscheck(d: StepData, weight_y: int, alpha: float, hold: float, expected: 
     return min(runs, len(expected))
 
 
+def product_split() -> AlphaSplit:
+    """The alpha split a run of these steps gets in the product (fixed checks and the retake included)."""
+    from harness.checks.shift import FIXED_CHECKS_PER_STEP, RETAKES
+
+    return split_alpha(ALPHA, steps=STEPS, fixed_checks_per_step=FIXED_CHECKS_PER_STEP, retakes=RETAKES)
+
+
 def simulate(case: Case, runs: int, *, hold: float = 30.0, chunk: int = 250, seed: int = 2024,
              crosscheck_runs: int = 0) -> Outcome:
-    per_test = split_alpha(ALPHA, steps=STEPS).per_test
+    per_test = product_split().per_sequential
     rng = np.random.default_rng([seed, zlib.crc32(case.name.encode())])
     out = Outcome()
     for start in range(0, runs, chunk):
@@ -290,18 +300,18 @@ def build_table(results: dict[str, Outcome], runs: int, hold: float, seconds: fl
         rows.append(Row(f"{case.name}: time to detect", fmt_detect(seq), f"fixed gate: {fmt_detect(fixed)}",
                         ratio, target, met))
     checked = sum(o.checked for o in results.values())
-    per_test = split_alpha(ALPHA, steps=STEPS)
+    split = product_split()
     notes = (
         f"{runs} simulated upgrades per case, steps {'/'.join(map(str, STEPS))} % Y, hold {hold:g} s each, "
         f"{RATE:g} req/s, looks every {LOOK * 1000:g} ms; X error rate {100 * P_X:g} %; latency lognormal median "
         f"{MEDIAN_MS:g} ms, sigma {SIGMA:g}",
-        f"plan: {per_test.describe()}; practical limits {100 * DELTA:g} points, {SHIFT_MS:g} ms; absolute error "
+        f"plan: {split.describe()}; practical limits {100 * DELTA:g} points, {SHIFT_MS:g} ms; absolute error "
         f"limit {100 * MAX_ERROR_RATE:g} %; min {MIN_SAMPLES} samples",
         "time to detect: from the start of the upgrade (the 5 % step) to the look that fails it; the fixed gate "
         f"fails at the end of a hold ({hold:g} s, {2 * hold:g} s, ...); 'not detected' where over 5 % of runs pass",
         f"fixed gate: today's judge() checks at alpha {ALPHA:g} per check (no split over checks or steps)",
         f"naive peeking: Fisher's exact test (and the practical limit) on the counts so far, every look, at the "
-        f"per-test alpha {per_test.per_test:.3g}",
+        f"per-test alpha {split.per_sequential:.3g}",
         f"cross-check: {checked} step streams fed look by look to SequentialState decided at the same look as the "
         f"vectorised path" if checked else "cross-check against SequentialState: run with --crosscheck",
         f"{seconds:.0f} s of CPU for the whole simulation",

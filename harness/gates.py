@@ -60,11 +60,12 @@ class GateConfig:
     max_p99_ms: float = 1000.0
     max_error_rate_delta: float = 0.005
     max_latency_shift_ms: float = 25.0
-    alpha: float = 0.01
+    alpha: float = 0.01                    # each fixed-window check's
     min_samples: int = 100
     max_probe_error_rate: float = 0.01
     observe_only: bool = False
     observe_only_checks: tuple[str, ...] = ()   # names of single checks that only observe
+    sequential_alpha: float | None = None       # each sequential test's (None: ``alpha``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "observe_only_checks", tuple(self.observe_only_checks))
@@ -77,9 +78,10 @@ class GateConfig:
             if not 0 <= value <= 1:
                 raise HarnessError(f"gate {name}={value} is invalid; expected a fraction 0..1",
                                    hint=f"write rates as fractions: {name}: 0.01 means 1 %")
-        if not 0 < self.alpha < 1:
-            raise HarnessError(f"gate alpha={self.alpha} is invalid; expected 0 < alpha < 1",
-                               hint="set gates.alpha to the false-alarm probability you accept, e.g. 0.01")
+        for value in (self.alpha, self.sequential_alpha if self.sequential_alpha is not None else self.alpha):
+            if not 0 < value < 1:
+                raise HarnessError(f"gate alpha={value} is invalid; expected 0 < alpha < 1",
+                                   hint="set gates.alpha to the false-alarm probability you accept, e.g. 0.01")
         for name in ("max_p99_ms", "max_latency_shift_ms"):
             if getattr(self, name) < 0:
                 raise HarnessError(f"gate {name}={getattr(self, name)} is invalid; expected >= 0 ms",

@@ -5,7 +5,7 @@ Pure: no I/O, no threads, no clock. The caller feeds a :class:`Batch` of what ea
 since the last look (counts, failures, latencies, and how many seconds it covers) and reads the
 verdict of the new :class:`SequentialState`:
 
-    state = SequentialState.start(SequentialConfig(alpha=split.per_test, hold_seconds=30, max_hold_seconds=120))
+    state = SequentialState.start(SequentialConfig(alpha=split.per_sequential, hold_seconds=30, max_hold_seconds=120))
     while state.verdict == "continue":
         state = state.update(Batch.of(records_since_last_look, seconds=0.25))
     # "reject": Y regressed, roll back now; "pass": hold over, nothing rejected, enough samples;
@@ -41,12 +41,15 @@ Tests, each with its own martingale:
   ratios over rates above the limit (a supermartingale under every rate at or below it).
 
 **Alpha spending over a whole run** (:func:`split_alpha`): the run's false-alarm probability is
-bounded by the sum of the alphas of every (step, source, test) unit that can fail it (Bonferroni).
-Looks cost nothing (each martingale is anytime-valid). So a plan with alpha 0.01, steps
-5/25/50/100, one source (the probe), tests ``error_rate`` + ``latency`` on the steps with X and
-``error_rate_limit`` at 100 % has 3 x 2 + 1 = 7 units and gives each 0.01 / 7. Further sources
-multiply the units; fixed-window checks that can also fail a step (``harness.gates.judge``) are
-counted with ``fixed_checks_per_step`` and take their share the same way.
+bounded by the sum of the alphas of every (step, source, test) unit that can fail it (Bonferroni,
+which holds for any weights that sum to alpha). Looks cost nothing (each martingale is
+anytime-valid). So a plan with alpha 0.01, steps 5/25/50/100, one source (the probe), tests
+``error_rate`` + ``latency`` on the steps with X and ``error_rate_limit`` at 100 % has 3 x 2 + 1 = 7
+sequential units. Further sources multiply the units. Fixed-window checks that can also fail a step
+(``harness.gates.judge``, counted with ``fixed_checks_per_step``) are the backstop, not the gate that
+decides early, so together they take :data:`FIXED_SHARE` of alpha and the sequential tests the rest:
+a gate that must decide in seconds keeps most of its power. A reserved retake adds one more step's
+units of each kind.
 """
 
 from __future__ import annotations
@@ -143,26 +146,62 @@ def step_tests(weight_y: int) -> tuple[TestName, ...]:
     return ("error_rate", "latency") if weight_y < 100 else ("error_rate_limit",)
 
 
+#: the part of a run's alpha the fixed-window checks share when there are any (the rest goes to the
+#: sequential tests)
+FIXED_SHARE = 0.1
+
+
+def is_fixed(test: str) -> bool:
+    """A split unit that is a fixed-window check (``fixed_3``, ``retake_1_fixed_3``), not a sequential test."""
+    return test.rsplit("_", 1)[0].endswith("fixed")
+
+
 @dataclass(frozen=True)
 class AlphaSplit:
-    """A run's alpha split evenly (Bonferroni) over every unit that can fail it."""
+    """A run's alpha split over every unit that can fail it (Bonferroni): the sequential tests share
+    ``1 - FIXED_SHARE`` of it evenly, the fixed-window checks (if any) ``FIXED_SHARE`` evenly."""
 
     alpha: float
     units: tuple[tuple[int, str, str], ...]      # (weight_y, source, test)
 
     @property
-    def per_test(self) -> float:
-        return self.alpha / len(self.units)
+    def sequential_units(self) -> int:
+        return sum(1 for u in self.units if not is_fixed(u[2]))
+
+    @property
+    def fixed_units(self) -> int:
+        return len(self.units) - self.sequential_units
+
+    @property
+    def per_sequential(self) -> float:
+        """Each sequential test's alpha."""
+        share = 1.0 - FIXED_SHARE if self.fixed_units else 1.0
+        return self.alpha * share / self.sequential_units if self.sequential_units else 0.0
+
+    @property
+    def per_fixed(self) -> float:
+        """Each fixed-window check's alpha (the whole alpha evenly when there is no sequential test)."""
+        if not self.fixed_units:
+            return 0.0
+        share = FIXED_SHARE if self.sequential_units else 1.0
+        return self.alpha * share / self.fixed_units
+
+    @property
+    def spent(self) -> float:
+        """What every unit together may spend: alpha, up to rounding."""
+        return self.per_sequential * self.sequential_units + self.per_fixed * self.fixed_units
 
     def describe(self) -> str:
         steps = sorted({u[0] for u in self.units})
         sources = sorted({u[1] for u in self.units})
         retakes = len({u[2].split("_")[1] for u in self.units if u[2].startswith("retake_")})
         spare = f", {retakes} spare window(s) for a retake" if retakes else ""
-        return (f"alpha {self.alpha:g} over the whole run, split evenly (Bonferroni) over {len(self.units)} tests "
-                f"({len(steps)} steps x {len(sources)} source(s) {', '.join(sources)}, tests per step as run{spare}): "
-                f"{self.per_test:.3g} each; every test is anytime-valid, so looks every 250 ms and hold "
-                "extensions cost nothing more")
+        fixed = (f"; {self.fixed_units} fixed-window checks share {100 * FIXED_SHARE:g} % of it, "
+                 f"{self.per_fixed:.3g} each" if self.fixed_units else "")
+        return (f"alpha {self.alpha:g} over the whole run (Bonferroni): {self.sequential_units} sequential tests "
+                f"({len(steps)} steps x {len(sources)} source(s) {', '.join(sources)}, tests per step as run{spare}) "
+                f"at {self.per_sequential:.3g} each{fixed}; every sequential test is anytime-valid, so looks "
+                "every 250 ms and hold extensions cost nothing more")
 
 
 def split_alpha(alpha: float, *, steps: Iterable[int], sources: Sequence[str] = ("probe",),
@@ -237,7 +276,7 @@ class SequentialConfig:
         object.__setattr__(self, "tests", tuple(self.tests))
         if not 0 < self.alpha < 1:
             raise HarnessError(f"sequential alpha={self.alpha} is invalid; expected 0 < alpha < 1",
-                               hint="pass split_alpha(plan alpha, steps=..., sources=...).per_test")
+                               hint="pass split_alpha(plan alpha, steps=..., sources=...).per_sequential")
         if not 0 < self.hold_seconds <= self.max_hold_seconds:
             raise HarnessError(f"hold {self.hold_seconds} s / max hold {self.max_hold_seconds} s are invalid; "
                                "expected 0 < hold <= max hold",

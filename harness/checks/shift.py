@@ -162,10 +162,12 @@ def alpha_split(plan: Plan) -> AlphaSplit:
 
 def gate_config(plan: Plan) -> GateConfig:
     g = plan.gates
+    split = alpha_split(plan)
     return GateConfig(
         max_error_rate=g.max_error_rate, max_p99_ms=g.max_p99_ms, max_error_rate_delta=g.max_error_rate_delta,
-        max_latency_shift_ms=g.max_latency_shift_ms, alpha=alpha_split(plan).per_test, min_samples=g.min_samples,
+        max_latency_shift_ms=g.max_latency_shift_ms, alpha=split.per_fixed, min_samples=g.min_samples,
         max_probe_error_rate=g.max_probe_error_rate, observe_only=g.observe_only,
+        sequential_alpha=split.per_sequential,
     )
 
 
@@ -287,7 +289,7 @@ class Shift:
 
     def _config(self, weight_y: int, tests: tuple[TestName, ...]) -> SequentialConfig:
         return SequentialConfig(
-            alpha=self.gate.alpha, hold_seconds=self.hold_seconds,
+            alpha=self.gate.sequential_alpha or self.gate.alpha, hold_seconds=self.hold_seconds,
             max_hold_seconds=max(self.hold_seconds, self.max_hold_seconds or self.hold_seconds),
             min_samples=self.gate.min_samples, max_error_rate_delta=self.gate.max_error_rate_delta,
             max_latency_shift_ms=self.gate.max_latency_shift_ms, max_error_rate=self.gate.max_error_rate,

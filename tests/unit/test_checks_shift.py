@@ -242,5 +242,6 @@ def test_the_retake_is_paid_for_in_the_alpha_split() -> None:
     plain = split_alpha(0.01, steps=[10, 50, 100], fixed_checks_per_step=6)
     spare = split_alpha(0.01, steps=[10, 50, 100], fixed_checks_per_step=6, retakes=1)
     assert len(spare.units) == len(plain.units) + 2 + 6, "a spare window as costly as the lowest step"
-    assert sum(spare.per_test for _ in spare.units) == pytest.approx(0.01)
+    assert spare.spent == pytest.approx(0.01)
+    assert spare.sequential_units == 2 + 2 + 1 + 2, "the retake is priced as the 10 % step"
     assert "1 spare window(s) for a retake" in spare.describe()

@@ -164,10 +164,16 @@ def test_batch_of_records_counts_each_side() -> None:
 def test_split_alpha_counts_steps_sources_and_tests() -> None:
     split = split_alpha(0.01, steps=[5, 25, 50, 100])
     assert len(split.units) == 7
-    assert split.per_test == pytest.approx(0.01 / 7)
-    assert "7 tests" in split.describe()
+    assert split.per_sequential == pytest.approx(0.01 / 7) and split.per_fixed == 0
+    assert "7 sequential tests" in split.describe()
     two = split_alpha(0.01, steps=[5, 25, 50, 100], sources=["probe", "balancer"], fixed_checks_per_step=6)
     assert len(two.units) == 2 * (7 + 4 * 6)
+    # the sequential gate, which decides within seconds, keeps 90 %; the fixed-window backstop shares 10 %
+    assert two.per_sequential == pytest.approx(0.009 / 14) and two.per_fixed == pytest.approx(0.001 / 48)
+    assert two.spent == pytest.approx(0.01)
+    assert "48 fixed-window checks share 10 % of it" in two.describe()
+    only_fixed = split_alpha(0.01, steps=[100], fixed_checks_per_step=6)
+    assert only_fixed.spent == pytest.approx(0.01)
     with pytest.raises(HarnessError, match="alpha"):
         split_alpha(0.0, steps=[5])
 
