@@ -49,7 +49,7 @@ sequential units. Further sources multiply the units. Fixed-window checks that c
 (``harness.gates.judge``, counted with ``fixed_checks_per_step``) are the backstop, not the gate that
 decides early, so together they take :data:`FIXED_SHARE` of alpha and the sequential tests the rest:
 a gate that must decide in seconds keeps most of its power. A reserved retake adds one more step's
-units of each kind.
+fixed checks (its sequential tests go on, see :meth:`SequentialState.extended`).
 """
 
 from __future__ import annotations
@@ -195,13 +195,13 @@ class AlphaSplit:
         steps = sorted({u[0] for u in self.units})
         sources = sorted({u[1] for u in self.units})
         retakes = len({u[2].split("_")[1] for u in self.units if u[2].startswith("retake_")})
-        spare = f", {retakes} spare window(s) for a retake" if retakes else ""
+        spare = f", fixed checks for {retakes} retaken window(s)" if retakes else ""
         fixed = (f"; {self.fixed_units} fixed-window checks share {100 * FIXED_SHARE:g} % of it, "
                  f"{self.per_fixed:.3g} each" if self.fixed_units else "")
         return (f"alpha {self.alpha:g} over the whole run (Bonferroni): {self.sequential_units} sequential tests "
-                f"({len(steps)} steps x {len(sources)} source(s) {', '.join(sources)}, tests per step as run{spare}) "
-                f"at {self.per_sequential:.3g} each{fixed}; every sequential test is anytime-valid, so looks "
-                "every 250 ms and hold extensions cost nothing more")
+                f"({len(steps)} steps x {len(sources)} source(s) {', '.join(sources)}, tests per step as run) "
+                f"at {self.per_sequential:.3g} each{fixed}{spare}; every sequential test is anytime-valid, so "
+                "looks every 250 ms, hold extensions and retakes cost nothing more")
 
 
 def split_alpha(alpha: float, *, steps: Iterable[int], sources: Sequence[str] = ("probe",),
@@ -211,8 +211,9 @@ def split_alpha(alpha: float, *, steps: Iterable[int], sources: Sequence[str] = 
     ``fixed_checks_per_step``: fixed-window checks per step and source that can also fail the step
     (e.g. 6 when ``harness.gates.judge`` runs at the end of each hold with its rates, p99s and
     comparisons); they take a share like any other test. ``retakes``: windows the run may measure
-    again when the harness could not measure one; each is reserved as a step with the most tests
-    (the lowest step), so a retaken window spends alpha that was set aside, not extra.
+    again when the harness could not measure one. A retake extends the step's sequential tests (their
+    alpha already covers any number of looks) but judges its fixed-window checks afresh, so each
+    retake reserves one more step's fixed checks (the lowest step's).
     """
     if not 0 < alpha < 1:
         raise HarnessError(f"alpha={alpha} is invalid; expected 0 < alpha < 1",
@@ -226,7 +227,7 @@ def split_alpha(alpha: float, *, steps: Iterable[int], sources: Sequence[str] = 
     if steps and retakes:
         low = min(steps)
         units += tuple((low, source, f"retake_{k + 1}_{test}")
-                       for k in range(retakes) for source in sources for test in tests(low))
+                       for k in range(retakes) for source in sources for test in tests(low) if is_fixed(test))
     if not units:
         raise HarnessError("no steps or no sources to split alpha over",
                            hint="pass the plan's traffic.steps and gates sources")
@@ -381,6 +382,17 @@ class SequentialState:
             max_log_e=tuple(max(m, float(log_mixture(s))) for m, s in zip(self.max_log_e, sums, strict=True)),
         )
         return state._decide()
+
+    def extended(self, hold_seconds: float, max_hold_seconds: float) -> SequentialState:
+        """The same test watched for another hold (a retaken window): the evidence so far is kept, so
+        the martingale goes on and the test keeps its alpha (Ville's inequality covers every look, however
+        many); only a test that rejected cannot be reopened."""
+        if self.verdict == "reject":
+            raise HarnessError("a sequential test that rejected is a verdict and cannot be extended",
+                               hint="fail the step; only a window the harness could not measure is retaken")
+        config = replace(self.config, hold_seconds=self.elapsed + hold_seconds,
+                         max_hold_seconds=self.elapsed + max(hold_seconds, max_hold_seconds))
+        return replace(self, config=config, verdict="continue", reason="measuring the step again")
 
     def _decide(self) -> SequentialState:
         c = self.config

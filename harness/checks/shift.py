@@ -148,8 +148,9 @@ LOOK_SECONDS = 0.25
 #: the probe's checks that judge latency; they only observe when another source gives the step's latency
 PROBE_LATENCY_CHECKS = ("p99_x", "p99_y", "latency_shift")
 #: windows a run may measure again when the probe could not keep its schedule (the harness's machine was
-#: starved, not Y): a moment's CPU theft should not end an upgrade; a second one in a run should. Their
-#: alpha is reserved in the split, so a retake is not an extra chance of a false alarm.
+#: starved, not Y): a moment's CPU theft should not end an upgrade; a second one in a run should. The
+#: step's sequential tests go on through a retake (anytime-valid) and the retake's fixed checks use alpha
+#: reserved in the split, so a retake is not an extra chance of a false alarm.
 RETAKES = 1
 
 
@@ -295,7 +296,7 @@ class Shift:
             max_latency_shift_ms=self.gate.max_latency_shift_ms, max_error_rate=self.gate.max_error_rate,
             tests=tests)
 
-    def _watch(self, weight_y: int, weights: tuple[int, int]
+    def _watch(self, weight_y: int, weights: tuple[int, int], going_on: Mapping[str, SequentialState] | None = None
                ) -> tuple[ProbeWindow, dict[str, SequentialState], dict[str, Reading], float, float]:
         """Look every 250 ms until the sources' sequential gates decide; what each source saw meanwhile."""
         probe = self.probe_source
@@ -310,6 +311,9 @@ class Shift:
         for s in others:
             states[s.name] = SequentialState.start(self._config(
                 weight_y, source_tests(weight_y, latency=self.latency_from == s.name)))
+        for name, earlier in (going_on or {}).items():
+            if name in states:
+                states[name] = earlier.extended(self.hold_seconds, self.max_hold_seconds or self.hold_seconds)
         readings: dict[str, Reading] = {s.name: Reading.empty(s.name) for s in (probe, *others)}
         last = time.monotonic()
         while not any(st.verdict == "reject" for st in states.values()) and any(
@@ -334,14 +338,14 @@ class Shift:
         weights = (100 - weight_y, weight_y)
         self.traffic.set_weights(*weights)
         retaken: list[str] = []
-        outcome, elapsed = self._measure(weight_y, weights)
+        outcome, elapsed, states = self._measure(weight_y, weights)
         while outcome.harness_could_not_measure and self.retakes_left > 0:
             self.retakes_left -= 1
             retaken.append(outcome.reason[:300])
             self.log(f"step {weight_y:>3} % Y: {outcome.reason[:200]}; that is the harness's machine, not Y: "
-                     f"measuring the step again (retake {len(retaken)}; alpha reserved for it; "
-                     f"{self.retakes_left} left in this run)")
-            outcome, elapsed = self._measure(weight_y, weights)
+                     f"measuring the step again (retake {len(retaken)}: the sequential tests go on with the "
+                     f"evidence so far, the fixed checks judge the new window; {self.retakes_left} left in this run)")
+            outcome, elapsed, states = self._measure(weight_y, weights, states)
         outcome = replace(outcome, retaken=tuple(retaken))
         if outcome.window.x.count >= self.gate.min_samples:
             self.baseline = outcome.window
@@ -361,9 +365,12 @@ class Shift:
             self.stop_user_traffic()
         return outcome
 
-    def _measure(self, weight_y: int, weights: tuple[int, int]) -> tuple[StepOutcome, float]:
-        """One window of the step, judged; and the seconds its sequential gates took to decide."""
-        window, states, readings, opened, closed = self._watch(weight_y, weights)
+    def _measure(self, weight_y: int, weights: tuple[int, int],
+                 going_on: Mapping[str, SequentialState] | None = None
+                 ) -> tuple[StepOutcome, float, dict[str, SequentialState]]:
+        """One window of the step, judged; the seconds its sequential gates took to decide; their states.
+        ``going_on``: the states of the step's earlier window, extended instead of started afresh."""
+        window, states, readings, opened, closed = self._watch(weight_y, weights, going_on)
         # with (almost) nothing on X, Y is compared with the last window in which X carried traffic
         enough_x = window.x.count >= self.gate.min_samples
         probe = self.traffic.probe
@@ -399,7 +406,7 @@ class Shift:
                          warnings=(*result.warnings, *warnings))
         sources = self._source_steps(states, readings)
         outcome = StepOutcome(weight_y, window, result, self.gate.observe_only, sources, self.latency_from)
-        return outcome, max((st.elapsed for st in states.values()), default=0.0)
+        return outcome, max((st.elapsed for st in states.values()), default=0.0), states
 
     def _source_steps(self, states: Mapping[str, SequentialState], readings: Mapping[str, Reading]
                       ) -> tuple[SourceStep, ...]:

@@ -206,9 +206,11 @@ def _shift(results: list[GateResult]) -> tuple[object, list[str]]:
     lines: list[str] = []
     shift = Shift(_Weights(), GateConfig(), 1.0, RunRecord(), lines.append)  # type: ignore[arg-type]
     queue = list(results)
+    shift.going_on = []  # type: ignore[attr-defined]
 
-    def measure(weight_y: int, weights: tuple[int, int]) -> tuple[StepOutcome, float]:
-        return StepOutcome(weight_y, window(75, 25), queue.pop(0), False), 1.0
+    def measure(weight_y: int, weights: tuple[int, int], going_on: object = None) -> tuple[StepOutcome, float, dict]:
+        shift.going_on.append(going_on)  # type: ignore[attr-defined]
+        return StepOutcome(weight_y, window(75, 25), queue.pop(0), False), 1.0, {"probe": f"state of {len(queue)}"}
 
     shift._measure = measure  # type: ignore[method-assign]
     return shift, lines
@@ -224,6 +226,7 @@ def test_a_late_probe_window_is_measured_again_and_the_second_window_judges() ->
     assert any("measuring the step again (retake 1" in line for line in lines), lines
     assert "measured 2 times" in lines[-1]
     assert shift.traffic.set == [(75, 25)], "the weights are set once"  # type: ignore[attr-defined]
+    assert shift.going_on == [None, {"probe": "state of 1"}], "the retake goes on with the first window's tests"  # type: ignore[attr-defined]
 
 
 def test_only_one_retake_per_run_and_never_for_a_failure() -> None:
@@ -241,7 +244,7 @@ def test_the_retake_is_paid_for_in_the_alpha_split() -> None:
 
     plain = split_alpha(0.01, steps=[10, 50, 100], fixed_checks_per_step=6)
     spare = split_alpha(0.01, steps=[10, 50, 100], fixed_checks_per_step=6, retakes=1)
-    assert len(spare.units) == len(plain.units) + 2 + 6, "a spare window as costly as the lowest step"
+    assert len(spare.units) == len(plain.units) + 6, "a retake judges one more window's fixed checks"
     assert spare.spent == pytest.approx(0.01)
-    assert spare.sequential_units == 2 + 2 + 1 + 2, "the retake is priced as the 10 % step"
-    assert "1 spare window(s) for a retake" in spare.describe()
+    assert spare.sequential_units == plain.sequential_units == 2 + 2 + 1, "the sequential tests go on: no new units"
+    assert "fixed checks for 1 retaken window(s)" in spare.describe()

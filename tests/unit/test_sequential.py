@@ -186,3 +186,21 @@ def test_bad_config_says_what_to_fix(changes: dict[str, object], message: str) -
     with pytest.raises(HarnessError, match=message) as info:
         SequentialConfig(**{**CONFIG.__dict__, **changes})
     assert info.value.hint
+
+
+def test_an_extended_test_keeps_its_evidence_and_a_rejected_one_cannot_be_reopened() -> None:
+    config = SequentialConfig(alpha=0.001, hold_seconds=2, max_hold_seconds=2, min_samples=5,
+                              max_error_rate_delta=0.005, max_latency_shift_ms=10, max_error_rate=0.01,
+                              tests=("error_rate",))
+    state = SequentialState.start(config)
+    for _ in range(8):   # two seconds of a clean pair: the hold ends and the test passes
+        state = state.update(Batch(0.25, x_answers=20, y_answers=20))
+    assert state.verdict == "pass"
+    again = state.extended(2.0, 2.0)
+    assert again.verdict == "continue" and again.log_lr == state.log_lr and again.y_answers == state.y_answers
+    assert again.config.hold_seconds == pytest.approx(state.elapsed + 2.0)
+    for _ in range(4):   # Y now fails every answer: the evidence adds to what the first window saw
+        again = again.update(Batch(0.25, x_answers=20, y_answers=20, y_failed=20))
+    assert again.verdict == "reject"
+    with pytest.raises(HarnessError, match="cannot be extended"):
+        again.extended(2.0, 2.0)
