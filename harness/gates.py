@@ -67,6 +67,11 @@ class GateConfig:
     observe_only_checks: tuple[str, ...] = ()   # names of single checks that only observe
     sequential_alpha: float | None = None       # each sequential test's (None: ``alpha``)
 
+    @property
+    def each_sequential_alpha(self) -> float:
+        """A sequential test's alpha: ``sequential_alpha`` when the split gives one, else ``alpha``."""
+        return self.alpha if self.sequential_alpha is None else self.sequential_alpha
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "observe_only_checks", tuple(self.observe_only_checks))
         unknown = sorted(set(self.observe_only_checks) - set(CHECK_NAMES))
@@ -78,7 +83,7 @@ class GateConfig:
             if not 0 <= value <= 1:
                 raise HarnessError(f"gate {name}={value} is invalid; expected a fraction 0..1",
                                    hint=f"write rates as fractions: {name}: 0.01 means 1 %")
-        for value in (self.alpha, self.sequential_alpha if self.sequential_alpha is not None else self.alpha):
+        for value in (self.alpha, self.each_sequential_alpha):
             if not 0 < value < 1:
                 raise HarnessError(f"gate alpha={value} is invalid; expected 0 < alpha < 1",
                                    hint="set gates.alpha to the false-alarm probability you accept, e.g. 0.01")

@@ -290,7 +290,7 @@ class Shift:
 
     def _config(self, weight_y: int, tests: tuple[TestName, ...]) -> SequentialConfig:
         return SequentialConfig(
-            alpha=self.gate.sequential_alpha or self.gate.alpha, hold_seconds=self.hold_seconds,
+            alpha=self.gate.each_sequential_alpha, hold_seconds=self.hold_seconds,
             max_hold_seconds=max(self.hold_seconds, self.max_hold_seconds or self.hold_seconds),
             min_samples=self.gate.min_samples, max_error_rate_delta=self.gate.max_error_rate_delta,
             max_latency_shift_ms=self.gate.max_latency_shift_ms, max_error_rate=self.gate.max_error_rate,
@@ -304,16 +304,13 @@ class Shift:
         opened = probe.begin()
         for s in others:
             s.read()                                   # what came before the step is not evidence
-        states: dict[str, SequentialState] = {}
-        if self.probe_judges:
-            states["probe"] = SequentialState.start(self._config(
-                weight_y, source_tests(weight_y, latency=self.latency_from == "probe")))
-        for s in others:
-            states[s.name] = SequentialState.start(self._config(
-                weight_y, source_tests(weight_y, latency=self.latency_from == s.name)))
-        for name, earlier in (going_on or {}).items():
-            if name in states:
-                states[name] = earlier.extended(self.hold_seconds, self.max_hold_seconds or self.hold_seconds)
+        judging = (["probe"] if self.probe_judges else []) + [s.name for s in others]
+        states: dict[str, SequentialState] = {
+            name: going_on[name].extended(self.hold_seconds, self.max_hold_seconds or self.hold_seconds)
+            if going_on and name in going_on
+            else SequentialState.start(self._config(
+                weight_y, source_tests(weight_y, latency=self.latency_from == name)))
+            for name in judging}
         readings: dict[str, Reading] = {s.name: Reading.empty(s.name) for s in (probe, *others)}
         last = time.monotonic()
         while not any(st.verdict == "reject" for st in states.values()) and any(

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import TrafficError
-from harness.failsafe import children
+from harness.failsafe import accepting_nginx_workers, children
 from harness.traffic.base import (
     HEADER_PIN,
     HEADER_SIDE,
@@ -285,10 +285,6 @@ class NginxSplitter(ProcessSplitter):
         self._wait_for(ready, timeout, doing="starting" if starting else "reloading",
                            goal=f"serve config generation {self._generation}", interval=0.005)
 
-    def _workers(self) -> dict[int, str]:
-        """The master's child processes and their titles, from /proc (empty where there is none)."""
-        return children(self.pid)
-
     def _wait_old_workers(self, old: set[int], timeout: float, log_size: int | None = None) -> None:
         """Wait until no worker from before the reload still accepts connections.
 
@@ -297,8 +293,7 @@ class NginxSplitter(ProcessSplitter):
         """
         def ready() -> str | None:
             self._check_reload_rejected(log_size)
-            current = self._workers()
-            busy = sorted(pid for pid in old if pid in current and "shutting down" not in current[pid])
+            busy = sorted(old.intersection(accepting_nginx_workers(self.pid)))
             if busy:
                 return f"workers {busy} still accepting"
             time.sleep(0.005)  # the title is set just before the sockets close
@@ -312,7 +307,7 @@ class NginxSplitter(ProcessSplitter):
         self._write_config()
         if self.test_each_reload:
             self._test_config()
-        old_workers = set(self._workers())
+        old_workers = set(children(self.pid))
         log_size = self._error_log_size()
         # What `nginx -s reload` does (read the pid file, send SIGHUP to the master), without
         # spawning a process for it: the master is our child and its pid is known.
